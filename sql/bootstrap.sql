@@ -34,7 +34,7 @@ $guard$;
 
 REVOKE ALL ON SCHEMA aurora_telemetry FROM PUBLIC;
 
--- Supabase's API roles. Roles are cluster-wide and never members of the extension, so an
+-- Supabase's API roles and the extension's administrator role. Roles are cluster-wide and never members of the extension, so an
 -- existing role (Supabase, or an earlier install) is used as it is.
 DO $roles$
 BEGIN
@@ -46,6 +46,11 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'service_role') THEN
         CREATE ROLE service_role NOLOGIN NOINHERIT BYPASSRLS;
+    END IF;
+    -- Administrators of the extension: grant this role to whoever may change prices and
+    -- settings and read every user's telemetry.
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'aurora_telemetry_admin') THEN
+        CREATE ROLE aurora_telemetry_admin NOLOGIN;
     END IF;
 END
 $roles$;

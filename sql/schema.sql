@@ -50,3 +50,80 @@ CREATE INDEX generation_logs_created_idx ON public.generation_logs (created_at);
 CREATE INDEX generation_logs_generator_created_idx ON public.generation_logs (generator, created_at);
 
 SELECT pg_catalog.pg_extension_config_dump('public.generation_logs', '');
+
+-- Prices. A price change is a new row with a later effective_from; rows logged before it
+-- keep the price of their time. Token rates are per million tokens, as vendors quote them.
+-- NULL rate = that quantity is not billed for this generator.
+CREATE TABLE aurora_telemetry.prices (
+    generator                  text NOT NULL REFERENCES aurora_telemetry.generators (name),
+    effective_from             timestamptz NOT NULL,
+    per_generation             numeric(12, 6) NOT NULL DEFAULT 0,
+    per_second                 numeric(12, 6),
+    per_million_input_tokens   numeric(12, 6),
+    per_million_output_tokens  numeric(12, 6),
+    per_million_cache_read_tokens  numeric(12, 6),
+    per_million_cache_write_tokens numeric(12, 6),
+    per_image                  numeric(12, 6),
+    bill_failures              boolean NOT NULL DEFAULT false,
+    builtin                    boolean NOT NULL DEFAULT false,
+    note                       text,
+    PRIMARY KEY (generator, effective_from),
+    CONSTRAINT prices_rates_nonnegative CHECK (
+        per_generation >= 0
+        AND COALESCE(per_second, 0) >= 0
+        AND COALESCE(per_million_input_tokens, 0) >= 0
+        AND COALESCE(per_million_output_tokens, 0) >= 0
+        AND COALESCE(per_million_cache_read_tokens, 0) >= 0
+        AND COALESCE(per_million_cache_write_tokens, 0) >= 0
+        AND COALESCE(per_image, 0) >= 0
+    )
+);
+COMMENT ON TABLE aurora_telemetry.prices IS
+    'Price catalog: one row per generator and effective_from; the latest row not after a call''s created_at prices it.';
+
+-- The seed's estimates (Claude Sonnet 4.5 $0.015, Imagen-3 $0.04, Midjourney $0.06 per call),
+-- in force since the beginning of time.
+INSERT INTO aurora_telemetry.prices (generator, effective_from, per_generation, builtin, note) VALUES
+    ('Claude',     '-infinity', 0.015, true, 'seed estimate per generation'),
+    ('Imagen-3',   '-infinity', 0.04,  true, 'seed estimate per generation'),
+    ('Midjourney', '-infinity', 0.06,  true, 'seed estimate per generation');
+SELECT pg_catalog.pg_extension_config_dump('aurora_telemetry.prices', 'WHERE NOT builtin');
+
+-- Administrator overrides of settings; a missing row means the default documented in
+-- src/settings.rs. Kept in a table (not GUCs) so that pg_dump carries them.
+CREATE TABLE aurora_telemetry.settings (
+    name       text PRIMARY KEY,
+    value      jsonb NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE aurora_telemetry.settings IS
+    'Administrator overrides of aurora_telemetry settings (see the README for names and defaults).';
+SELECT pg_catalog.pg_extension_config_dump('aurora_telemetry.settings', '');
+
+-- log_generation's idempotency keys: a retried call returns the first call's log id.
+CREATE TABLE aurora_telemetry.idempotency_keys (
+    user_id         uuid NOT NULL REFERENCES auth.users (id) ON DELETE CASCADE,
+    idempotency_key text NOT NULL CHECK (pg_catalog.length(idempotency_key) BETWEEN 1 AND 255),
+    log_id          uuid NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (user_id, idempotency_key)
+);
+SELECT pg_catalog.pg_extension_config_dump('aurora_telemetry.idempotency_keys', '');
+
+-- Usage rollups: per user, generator and UTC hour, day and month, maintained in the same
+-- transaction as every insert, update and delete on generation_logs. Not dumped: restoring
+-- generation_logs replays its rows through the same triggers and rebuilds them exactly.
+CREATE TABLE aurora_telemetry.usage_rollups (
+    user_id        uuid NOT NULL,
+    level          text NOT NULL CHECK (level IN ('hour', 'day', 'month')),
+    bucket_start   timestamptz NOT NULL,
+    generator      text NOT NULL,
+    generations    bigint NOT NULL CHECK (generations >= 0),
+    successful     bigint NOT NULL CHECK (successful BETWEEN 0 AND generations),
+    total_cost     numeric NOT NULL,
+    total_time_ms  bigint NOT NULL,
+    latency_sketch bytea NOT NULL,
+    PRIMARY KEY (user_id, level, bucket_start, generator)
+);
+COMMENT ON TABLE aurora_telemetry.usage_rollups IS
+    'Per-user usage totals and latency sketches by UTC hour, day and month. Internal; read through get_user_usage_stats and get_user_usage_timeseries.';

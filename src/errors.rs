@@ -20,6 +20,39 @@ pub enum TelemetryError {
     #[error("{function} must be used as a {expected} trigger")]
     WrongTriggerUse { function: &'static str, expected: &'static str },
 
+    #[error("permission denied: an authenticated user may read only their own usage")]
+    NotYourData,
+
+    #[error("{0}")]
+    InvalidArgument(String),
+
+    #[error("another call with the same idempotency key was logged at the same time")]
+    IdempotencyRace,
+
+    #[error("unknown user {0}")]
+    UnknownUser(String),
+
+    #[error("{0} must not be NULL")]
+    NullArgument(&'static str),
+
+    #[error("metadata.{key} must be a whole number of zero or more, got {value}")]
+    BadMeteredCount { key: &'static str, value: String },
+
+    #[error("cost exceeds the largest storable amount 9999.999999")]
+    CostOverflow,
+
+    #[error("no price for generator \"{generator}\" at {at}")]
+    NoPrice { generator: String, at: String },
+
+    #[error("value {0} cannot be represented exactly")]
+    NotRepresentable(String),
+
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+
+    #[error("latency sketch is corrupt: {0}")]
+    CorruptSketch(String),
+
     #[error("internal query failed: {0}")]
     Spi(#[from] SpiError),
 
@@ -33,10 +66,19 @@ impl TelemetryError {
     pub fn sqlstate(&self) -> PgSqlErrorCode {
         use PgSqlErrorCode::*;
         match self {
-            Self::UnknownGenerator { .. } | Self::Negative { .. } => {
+            Self::UnknownGenerator { .. } | Self::Negative { .. } | Self::BadMeteredCount { .. } => {
                 ERRCODE_INVALID_PARAMETER_VALUE
             }
+            Self::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            Self::NotYourData => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::InvalidArgument(_) => ERRCODE_INVALID_PARAMETER_VALUE,
+            Self::IdempotencyRace => ERRCODE_T_R_SERIALIZATION_FAILURE,
+            Self::UnknownUser(_) => ERRCODE_FOREIGN_KEY_VIOLATION,
+            Self::CostOverflow | Self::NotRepresentable(_) => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+            Self::NoPrice { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            Self::Internal(_) => ERRCODE_INTERNAL_ERROR,
             Self::WrongTriggerUse { .. } => ERRCODE_TRIGGERED_ACTION_EXCEPTION,
+            Self::CorruptSketch(_) => ERRCODE_DATA_CORRUPTED,
             Self::Spi(_) | Self::Datum(_) => ERRCODE_INTERNAL_ERROR,
         }
     }
@@ -46,12 +88,23 @@ impl TelemetryError {
             Self::UnknownGenerator { known, .. } => {
                 Some(format!("Known generators: {}.", known.join(", ")))
             }
+            Self::UnknownUser(_) => Some("user_id must be the id of a row in auth.users.".into()),
+            Self::NoPrice { .. } => Some(
+                "Every generator needs a row in aurora_telemetry.prices with effective_from at or before the call.".into(),
+            ),
             _ => None,
         }
     }
 
     fn hint(&self) -> Option<&'static str> {
         match self {
+            Self::NullArgument("user_id") => {
+                Some("Pass user_id, or call as a user whose JWT sub claim is their id.")
+            }
+            Self::NotYourData => Some(
+                "Omit user_id or pass your own id; service_role and aurora_telemetry_admin may read any user.",
+            ),
+            Self::IdempotencyRace => Some("Retry the call: it will return the id the other call logged."),
             Self::UnknownGenerator { .. } => Some(
                 "An administrator adds a generator with INSERT INTO aurora_telemetry.generators (name, description).",
             ),

@@ -1,12 +1,19 @@
 //! What happens to a generation row before it is stored.
 //!
-//! One BEFORE INSERT row trigger on `public.generation_logs` checks every row, whichever way
-//! it arrives (a plain INSERT from PostgREST, COPY, or the logging API), so the rules cannot
-//! be bypassed by choosing another door. The CHECK constraints on the table back it up.
+//! One BEFORE INSERT row trigger on `public.generation_logs` handles every row, whichever way
+//! it arrives (a plain INSERT from PostgREST, COPY, a restore, or `log_generation`), so the
+//! rules cannot be bypassed by choosing another door:
+//! 1. validate: known user, known generator, no negative durations or lengths;
+//! 2. redact: remove the metadata keys listed in the `redacted_metadata_keys` setting;
+//! 3. price: a NULL cost is filled from the catalog price in force at `created_at`.
+//!
+//! The CHECK and foreign key constraints on the table back these rules up.
 
 use crate::errors::{self, ensure_non_negative, OrReport, TelemetryError};
-use crate::generators;
+use crate::{generators, pricing, settings};
 use pgrx::prelude::*;
+use pgrx::JsonB;
+use serde_json::Value;
 
 #[pg_trigger]
 fn prepare_generation_log<'a>(
@@ -15,19 +22,72 @@ fn prepare_generation_log<'a>(
     Ok(Some(prepare(trigger).or_report()))
 }
 
-fn prepare<'a>(trigger: &'a PgTrigger<'a>) -> errors::Result<PgHeapTuple<'a, AllocatedByPostgres>> {
-    let row = trigger.new().ok_or(TelemetryError::WrongTriggerUse {
-        function: "prepare_generation_log",
-        expected: "BEFORE INSERT ... FOR EACH ROW",
-    })?;
+fn prepare<'a>(trigger: &'a PgTrigger<'a>) -> errors::Result<PgHeapTuple<'a, AllocatedByRust>> {
+    let mut row = trigger
+        .new()
+        .ok_or(TelemetryError::WrongTriggerUse {
+            function: "prepare_generation_log",
+            expected: "BEFORE INSERT ... FOR EACH ROW",
+        })?
+        .into_owned();
 
-    // NULL generator and time_ms are left to the NOT NULL constraints, which name the column.
-    if let Some(generator) = row.get_by_name::<&str>("generator")? {
+    // NULLs in NOT NULL columns are left to the constraints, which name the column.
+    if let Some(user_id) = row.get_by_name::<pgrx::Uuid>("user_id")? {
+        ensure_user_exists(user_id)?;
+    }
+    let generator = row.get_by_name::<String>("generator")?;
+    if let Some(generator) = &generator {
         generators::ensure_known(generator)?;
     }
-    ensure_non_negative("time_ms", row.get_by_name::<i32>("time_ms")?)?;
+    let time_ms = row.get_by_name::<i32>("time_ms")?;
+    ensure_non_negative("time_ms", time_ms)?;
     ensure_non_negative("prompt_length", row.get_by_name::<i32>("prompt_length")?)?;
+
+    let mut metadata = row.get_by_name::<JsonB>("metadata")?.map(|m| m.0);
+    if let Some(value) = metadata.as_mut() {
+        if redact(value, &settings::redacted_metadata_keys()?) {
+            row.set_by_name("metadata", JsonB(value.clone()))?;
+        }
+    }
+
+    let cost = row.get_by_name::<pgrx::AnyNumeric>("cost")?;
+    if let (None, Some(generator), Some(time_ms)) = (cost, generator, time_ms) {
+        let created_at = row.get_by_name::<TimestampWithTimeZone>("created_at")?;
+        let success = row.get_by_name::<bool>("success")?.unwrap_or(true);
+        let usage = pricing::Usage::from_metadata(time_ms, metadata.as_ref())?;
+        let price = pricing::price_at(&generator, created_at)?;
+        row.set_by_name("cost", pricing::to_numeric(price.cost(&usage, success)?)?)?;
+    }
     Ok(row)
+}
+
+fn ensure_user_exists(user_id: pgrx::Uuid) -> errors::Result<()> {
+    let exists = Spi::get_one_with_args::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM auth.users WHERE id = $1)",
+        &[user_id.into()],
+    )?;
+    if exists == Some(true) {
+        Ok(())
+    } else {
+        Err(TelemetryError::UnknownUser(user_id.to_string()))
+    }
+}
+
+/// Remove `keys` from every object in `value`, at any depth. Returns whether anything changed.
+pub fn redact(value: &mut Value, keys: &[String]) -> bool {
+    match value {
+        Value::Object(fields) => {
+            let before = fields.len();
+            fields.retain(|name, _| !keys.iter().any(|k| k == name));
+            let mut changed = fields.len() != before;
+            for nested in fields.values_mut() {
+                changed |= redact(nested, keys);
+            }
+            changed
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |changed, item| redact(item, keys) | changed),
+        _ => false,
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -57,26 +117,69 @@ mod tests {
         for generator in ["Claude", "Imagen-3", "Midjourney"] {
             insert(generator, 1200, 40);
         }
-        let (count, all_succeeded) = Spi::get_two::<i64, bool>(
+        let (count, all_defaults) = Spi::get_two::<i64, bool>(
             "SELECT count(*), bool_and(success AND created_at = now()) FROM public.generation_logs",
         )
         .expect("count rows");
         assert_eq!(count, Some(3));
-        assert_eq!(all_succeeded, Some(true));
+        assert_eq!(all_defaults, Some(true));
     }
 
     #[pg_test]
-    fn a_new_generator_needs_only_a_catalog_row() {
+    fn null_cost_is_priced_and_explicit_cost_is_kept() {
+        add_user();
+        insert("Imagen-3", 3000, 1);
+        Spi::run_with_args(
+            "INSERT INTO public.generation_logs (user_id, generator, time_ms, cost) VALUES ($1::uuid, 'Claude', 10, 1.5)",
+            &[USER.into()],
+        )
+        .expect("explicit cost");
+        Spi::run_with_args(
+            "INSERT INTO public.generation_logs (user_id, generator, time_ms, success) VALUES ($1::uuid, 'Midjourney', 10, false)",
+            &[USER.into()],
+        )
+        .expect("failed call");
+        let costs = Spi::get_one::<String>(
+            "SELECT string_agg(generator || '=' || cost, ',' ORDER BY generator) FROM public.generation_logs",
+        )
+        .expect("costs");
+        assert_eq!(costs.as_deref(), Some("Claude=1.500000,Imagen-3=0.040000,Midjourney=0.000000"));
+    }
+
+    #[pg_test]
+    fn reflections_are_removed_at_any_depth() {
+        add_user();
+        Spi::run_with_args(
+            "INSERT INTO public.generation_logs (user_id, generator, time_ms, metadata)
+             VALUES ($1::uuid, 'Claude', 10, '{\"vibe\": \"calm\", \"reflection\": \"secret\", \"steps\": [{\"reflection\": \"x\", \"n\": 1}]}')",
+            &[USER.into()],
+        )
+        .expect("insert");
+        let stored = Spi::get_one::<pgrx::JsonB>("SELECT metadata FROM public.generation_logs").expect("metadata");
+        assert_eq!(stored.map(|m| m.0), Some(serde_json::json!({"vibe": "calm", "steps": [{"n": 1}]})));
+    }
+
+    #[pg_test]
+    fn a_new_generator_needs_only_catalog_rows() {
         add_user();
         Spi::run("INSERT INTO aurora_telemetry.generators (name, description) VALUES ('Veo-2', 'video')")
             .expect("add generator");
+        Spi::run("INSERT INTO aurora_telemetry.prices (generator, effective_from, per_second) VALUES ('Veo-2', '-infinity', 0.5)")
+            .expect("add price");
         insert("Veo-2", 9000, 10);
+        let cost = Spi::get_one::<String>("SELECT cost::text FROM public.generation_logs").expect("cost");
+        assert_eq!(cost.as_deref(), Some("4.500000"));
     }
 
     #[pg_test(error = "unknown generator \"GPT-9\"")]
     fn unknown_generator_is_rejected() {
         add_user();
         insert("GPT-9", 100, 1);
+    }
+
+    #[pg_test(error = "unknown user 00000000-0000-4000-8000-000000000001")]
+    fn unknown_user_is_rejected() {
+        insert("Claude", 100, 1);
     }
 
     #[pg_test(error = "time_ms must be zero or greater, got -1")]

@@ -2,28 +2,53 @@
 //!
 //! Layout, one concern a file:
 //! - `errors`: the error enum and its SQLSTATEs.
+//! - `settings`: every administrator-changeable setting and its default.
 //! - `generators`: the catalog of AI services that may be logged.
-//! - `ingest`: the trigger every stored generation row passes through.
+//! - `pricing`: exact cost of a call from the price catalog; `repricing`: fixing stored costs.
+//! - `ingest`: the trigger every stored generation row passes through (validate, redact, price).
+//! - `logging`: `log_generation`, the logging API with idempotency keys.
+//! - `rollups`: per-user hourly/daily/monthly totals maintained by statement triggers.
+//! - `sketch`: the mergeable latency sketch kept in the rollups.
+//! - `ranges`: splitting a time range into rollup buckets and raw edges.
+//! - `stats`: usage statistics and time series served from the rollups.
+//! - `access`: who may read whose figures.
 //!
 //! Hand-written SQL lives in `sql/` and is ordered here:
 //! `bootstrap.sql` (install guard, Supabase stand-in), `schema.sql` (tables),
-//! `triggers.sql` (wiring Rust triggers to tables), `security.sql` (RLS, grants, self-check).
+//! `triggers.sql` (wiring Rust triggers to tables), `sketch.sql` (the sketch aggregate),
+//! `api.sql` (the public functions), `security.sql` (RLS, grants, self-check).
 
 use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+mod access;
 mod errors;
 mod generators;
 mod ingest;
+mod logging;
+mod pricing;
+mod ranges;
+mod repricing;
+mod rollups;
+mod settings;
+mod stats;
+mod sketch;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 extension_sql_file!("../sql/schema.sql", name = "schema");
 extension_sql_file!(
     "../sql/triggers.sql",
     name = "triggers",
-    requires = ["schema", ingest::prepare_generation_log]
+    requires = [
+        "schema",
+        ingest::prepare_generation_log,
+        rollups::maintain_usage_rollups,
+        settings::setting_is_valid
+    ]
 );
+extension_sql_file!("../sql/sketch.sql", name = "sketch", requires = [sketch::sketch_merge]);
+extension_sql_file!("../sql/api.sql", name = "api", requires = ["schema"]);
 extension_sql_file!("../sql/security.sql", finalize);
 
 /// Required by `cargo pgrx test`.
