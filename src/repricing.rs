@@ -17,7 +17,7 @@ const ROWS_IN_RANGE: &str = "
 const WRITE_COSTS: &str = "
     UPDATE public.generation_logs g
        SET cost = u.cost
-      FROM pg_catalog.unnest($1::uuid[], $2::numeric[]) AS u(id, cost)
+      FROM unnest($1::uuid[], $2::numeric[]) AS u(id, cost)
      WHERE g.id = u.id";
 
 #[pg_extern(sql = false)]
