@@ -127,3 +127,32 @@ CREATE TABLE aurora_telemetry.usage_rollups (
 );
 COMMENT ON TABLE aurora_telemetry.usage_rollups IS
     'Per-user usage totals and latency sketches by UTC hour, day and month. Internal; read through get_user_usage_stats and get_user_usage_timeseries.';
+
+-- Rollup deltas of the current transaction, applied to usage_rollups just before it commits
+-- (by a deferred trigger) in one statement sorted by key. So a transaction holds rollup row
+-- locks only for the moment of its commit, and always takes them in the same order as every
+-- other transaction: concurrent writers cannot deadlock, however many statements and users
+-- each transaction has. Another transaction's rows here are never visible: they are deleted
+-- by the transaction that staged them, before it commits.
+CREATE TABLE aurora_telemetry.pending_usage_deltas (
+    user_id        uuid NOT NULL,
+    level          text NOT NULL,
+    bucket_start   timestamptz NOT NULL,
+    generator      text NOT NULL,
+    generations    bigint NOT NULL,
+    successful     bigint NOT NULL,
+    total_cost     numeric NOT NULL,
+    total_time_ms  bigint NOT NULL,
+    latency_sketch bytea NOT NULL
+);
+
+-- What the statistics read: the committed rollups plus this transaction's own pending
+-- deltas, so a transaction sees its own inserts.
+CREATE VIEW aurora_telemetry.usage_rollups_current WITH (security_invoker = true) AS
+    SELECT user_id, level, bucket_start, generator, generations, successful, total_cost,
+           total_time_ms, latency_sketch
+      FROM aurora_telemetry.usage_rollups
+    UNION ALL
+    SELECT user_id, level, bucket_start, generator, generations, successful, total_cost,
+           total_time_ms, latency_sketch
+      FROM aurora_telemetry.pending_usage_deltas;

@@ -81,7 +81,18 @@ CREATE POLICY "Administrators can read all usage rollups"
     ON aurora_telemetry.usage_rollups FOR SELECT
     TO aurora_telemetry_admin
     USING (true);
-GRANT SELECT ON aurora_telemetry.usage_rollups TO authenticated, service_role, aurora_telemetry_admin;
+ALTER TABLE aurora_telemetry.pending_usage_deltas ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "Users can read own pending usage deltas"
+    ON aurora_telemetry.pending_usage_deltas FOR SELECT
+    TO authenticated
+    USING ((SELECT auth.uid()) = user_id);
+CREATE POLICY "Administrators can read all pending usage deltas"
+    ON aurora_telemetry.pending_usage_deltas FOR SELECT
+    TO aurora_telemetry_admin
+    USING (true);
+GRANT SELECT ON aurora_telemetry.usage_rollups, aurora_telemetry.pending_usage_deltas,
+    aurora_telemetry.usage_rollups_current
+    TO authenticated, service_role, aurora_telemetry_admin;
 
 -- Pure helpers the statistics queries call (no data access).
 GRANT EXECUTE ON FUNCTION

@@ -8,6 +8,9 @@ ALTER FUNCTION aurora_telemetry.prepare_generation_log()
 ALTER FUNCTION aurora_telemetry.maintain_usage_rollups()
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION aurora_telemetry.apply_pending_usage_deltas()
+    SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp;
 
 CREATE TRIGGER generation_logs_prepare
     BEFORE INSERT ON public.generation_logs
@@ -29,6 +32,12 @@ CREATE TRIGGER generation_logs_rollup_delete
 CREATE TRIGGER generation_logs_rollup_truncate
     AFTER TRUNCATE ON public.generation_logs
     FOR EACH STATEMENT EXECUTE FUNCTION aurora_telemetry.maintain_usage_rollups();
+
+-- Staged rollup deltas are applied at commit (see src/rollups.rs).
+CREATE CONSTRAINT TRIGGER pending_usage_deltas_apply
+    AFTER INSERT ON aurora_telemetry.pending_usage_deltas
+    DEFERRABLE INITIALLY DEFERRED
+    FOR EACH ROW EXECUTE FUNCTION aurora_telemetry.apply_pending_usage_deltas();
 
 -- Settings are validated when written (see src/settings.rs).
 ALTER TABLE aurora_telemetry.settings

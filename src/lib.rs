@@ -44,6 +44,7 @@ extension_sql_file!(
         "schema",
         ingest::prepare_generation_log,
         rollups::maintain_usage_rollups,
+        rollups::apply_pending_usage_deltas,
         settings::setting_is_valid
     ]
 );

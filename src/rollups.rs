@@ -2,10 +2,15 @@
 //! transaction as every change to `public.generation_logs`.
 //!
 //! Statement-level AFTER triggers see all rows of one INSERT, UPDATE, DELETE or COPY at once
-//! through transition tables, aggregate them into one delta per rollup key, and apply the
-//! deltas with one statement: an upsert (`ON CONFLICT DO UPDATE` adds atomically under
-//! concurrency) for new rows, a subtraction for old rows. Keys are applied in sorted order so
-//! that two multi-user statements never lock the same rows in opposite orders.
+//! through transition tables and aggregate them into one delta per rollup key.
+//!
+//! New rows (the hot path) are not applied at once: their deltas are staged in
+//! `pending_usage_deltas`, and a deferred trigger applies everything the transaction staged
+//! just before it commits, with one upsert sorted by key (`ON CONFLICT DO UPDATE` adds
+//! atomically under concurrency). Rollup rows are thus locked only during commit and always
+//! in the same order, so writers neither deadlock nor wait on each other for long, however
+//! many statements and users a transaction has. Old rows (deletes, updates: administrative
+//! and rare) are subtracted immediately.
 
 use crate::errors::{self, OrReport, TelemetryError};
 use pgrx::prelude::*;
@@ -33,20 +38,29 @@ macro_rules! deltas_from {
     };
 }
 
-const ADD_NEW_ROWS: &str = concat!(
-    "INSERT INTO aurora_telemetry.usage_rollups AS r
+const STAGE_NEW_ROWS: &str = concat!(
+    "INSERT INTO aurora_telemetry.pending_usage_deltas
+        (user_id, level, bucket_start, generator, generations, successful, total_cost, total_time_ms, latency_sketch) ",
+    deltas_from!("aurora_new_rows")
+);
+
+/// Everything this transaction staged, in one statement sorted by key. Other transactions'
+/// staged rows are invisible here, so only this transaction's are taken.
+const APPLY_STAGED: &str = "
+    WITH staged AS (DELETE FROM aurora_telemetry.pending_usage_deltas RETURNING *)
+    INSERT INTO aurora_telemetry.usage_rollups AS r
         (user_id, level, bucket_start, generator, generations, successful, total_cost, total_time_ms, latency_sketch)
-     SELECT * FROM (",
-    deltas_from!("aurora_new_rows"),
-    ") d
-     ORDER BY d.user_id, d.level, d.bucket_start, d.generator
+    SELECT user_id, level, bucket_start, generator, pg_catalog.sum(generations), pg_catalog.sum(successful),
+           pg_catalog.sum(total_cost), pg_catalog.sum(total_time_ms), aurora_telemetry.sketch_union(latency_sketch)
+      FROM staged
+     GROUP BY user_id, level, bucket_start, generator
+     ORDER BY user_id, level, bucket_start, generator
      ON CONFLICT (user_id, level, bucket_start, generator) DO UPDATE SET
         generations    = r.generations + EXCLUDED.generations,
         successful     = r.successful + EXCLUDED.successful,
         total_cost     = r.total_cost + EXCLUDED.total_cost,
         total_time_ms  = r.total_time_ms + EXCLUDED.total_time_ms,
-        latency_sketch = aurora_telemetry.sketch_merge(r.latency_sketch, EXCLUDED.latency_sketch)"
-);
+        latency_sketch = aurora_telemetry.sketch_merge(r.latency_sketch, EXCLUDED.latency_sketch)";
 
 const SUBTRACT_OLD_ROWS: &str = concat!(
     "UPDATE aurora_telemetry.usage_rollups AS r SET
@@ -82,10 +96,16 @@ fn maintain(trigger: &PgTrigger<'_>) -> errors::Result<()> {
         expected: "AFTER ... FOR EACH STATEMENT",
     })?;
     let statements: &[&str] = match operation {
-        PgTriggerOperation::Insert => &[ADD_NEW_ROWS],
-        PgTriggerOperation::Delete => &[SUBTRACT_OLD_ROWS, DROP_EMPTY_BUCKETS],
-        PgTriggerOperation::Update => &[SUBTRACT_OLD_ROWS, ADD_NEW_ROWS, DROP_EMPTY_BUCKETS],
-        PgTriggerOperation::Truncate => &["TRUNCATE aurora_telemetry.usage_rollups"],
+        PgTriggerOperation::Insert => &[STAGE_NEW_ROWS],
+        // Rows being removed may have been inserted earlier in this transaction: apply what is
+        // staged first, so that there is something to subtract them from.
+        PgTriggerOperation::Delete => &[APPLY_STAGED, SUBTRACT_OLD_ROWS, DROP_EMPTY_BUCKETS],
+        PgTriggerOperation::Update => {
+            &[APPLY_STAGED, SUBTRACT_OLD_ROWS, DROP_EMPTY_BUCKETS, STAGE_NEW_ROWS]
+        }
+        PgTriggerOperation::Truncate => {
+            &["TRUNCATE aurora_telemetry.usage_rollups, aurora_telemetry.pending_usage_deltas"]
+        }
     };
     Spi::connect_mut(|client| {
         // Makes this trigger's transition tables visible to the queries below by name.
@@ -103,4 +123,16 @@ fn maintain(trigger: &PgTrigger<'_>) -> errors::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Deferred (INITIALLY DEFERRED) row trigger on `pending_usage_deltas`: its first firing at
+/// commit applies all staged deltas; the later firings of the same commit find none left.
+#[pg_trigger]
+fn apply_pending_usage_deltas<'a>(
+    _trigger: &'a PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    Spi::connect_mut(|client| client.update(APPLY_STAGED, None, &[]).map(|_| ()))
+        .map_err(TelemetryError::from)
+        .or_report();
+    Ok(None)
 }

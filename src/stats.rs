@@ -22,7 +22,7 @@ const TOTALS_SQL: &str = "
       FROM (
             SELECT r.generator, r.generations, r.successful, r.total_cost, r.total_time_ms
               FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS p(source, lo, hi)
-              JOIN aurora_telemetry.usage_rollups r
+              JOIN aurora_telemetry.usage_rollups_current r
                 ON r.user_id = $1 AND r.level = p.source AND r.bucket_start >= p.lo AND r.bucket_start < p.hi
             UNION ALL
             SELECT g.generator, 1, CASE WHEN g.success THEN 1 ELSE 0 END, COALESCE(g.cost, 0), g.time_ms
@@ -43,7 +43,7 @@ const SERIES_SQL: &str = "
             SELECT pg_catalog.date_trunc($5, r.bucket_start, 'UTC') AS bucket_start, r.generator,
                    r.generations, r.successful, r.total_cost, r.total_time_ms, r.latency_sketch
               FROM unnest($2::text[], $3::timestamptz[], $4::timestamptz[]) AS p(source, lo, hi)
-              JOIN aurora_telemetry.usage_rollups r
+              JOIN aurora_telemetry.usage_rollups_current r
                 ON r.user_id = $1 AND r.level = p.source AND r.bucket_start >= p.lo AND r.bucket_start < p.hi
              WHERE r.generations > 0
             UNION ALL
