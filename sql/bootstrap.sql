@@ -110,7 +110,8 @@ BEGIN
         RAISE EXCEPTION USING
             ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = 'schema "auth" exists but has no auth.users table or no auth.uid() function',
-            HINT = 'aurora_telemetry uses Supabase''s auth schema when it exists and creates a stand-in only when schema "auth" is absent.';
+            HINT = 'aurora_telemetry uses Supabase''s auth schema when it exists and creates a stand-in only when schema "auth" is absent. '
+                || 'When restoring a dump, restore schema auth before the extension (on Supabase the platform does; dump with --exclude-schema=auth).';
     END IF;
 END
 $auth$;

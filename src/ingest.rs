@@ -36,9 +36,6 @@ fn prepare<'a>(trigger: &'a PgTrigger<'a>) -> errors::Result<PgHeapTuple<'a, All
         ensure_user_exists(user_id)?;
     }
     let generator = row.get_by_name::<String>("generator")?;
-    if let Some(generator) = &generator {
-        generators::ensure_known(generator)?;
-    }
     let time_ms = row.get_by_name::<i32>("time_ms")?;
     ensure_non_negative("time_ms", time_ms)?;
     ensure_non_negative("prompt_length", row.get_by_name::<i32>("prompt_length")?)?;
@@ -50,13 +47,19 @@ fn prepare<'a>(trigger: &'a PgTrigger<'a>) -> errors::Result<PgHeapTuple<'a, All
         }
     }
 
+    // Pricing looks the generator up anyway and says when it is unknown; a row that brings
+    // its own cost only needs the check.
     let cost = row.get_by_name::<pgrx::AnyNumeric>("cost")?;
-    if let (None, Some(generator), Some(time_ms)) = (cost, generator, time_ms) {
-        let created_at = row.get_by_name::<TimestampWithTimeZone>("created_at")?;
-        let success = row.get_by_name::<bool>("success")?.unwrap_or(true);
-        let usage = pricing::Usage::from_metadata(time_ms, metadata.as_ref())?;
-        let price = pricing::price_at(&generator, created_at)?;
-        row.set_by_name("cost", pricing::to_numeric(price.cost(&usage, success)?)?)?;
+    match (cost, generator, time_ms) {
+        (None, Some(generator), Some(time_ms)) => {
+            let created_at = row.get_by_name::<TimestampWithTimeZone>("created_at")?;
+            let success = row.get_by_name::<bool>("success")?.unwrap_or(true);
+            let usage = pricing::Usage::from_metadata(time_ms, metadata.as_ref())?;
+            let price = pricing::price_at(&generator, created_at)?;
+            row.set_by_name("cost", pricing::to_numeric(price.cost(&usage, success)?)?)?;
+        }
+        (_, Some(generator), _) => generators::ensure_known(&generator)?,
+        _ => {}
     }
     Ok(row)
 }

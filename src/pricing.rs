@@ -97,7 +97,7 @@ impl Price {
     /// The exact cost of one call, rounded to 6 decimal places.
     pub fn cost(&self, usage: &Usage, success: bool) -> Result<Decimal> {
         if !success && !self.bill_failures {
-            return Ok(Decimal::ZERO.round_dp(6));
+            return Ok(Decimal::new(0, 6));
         }
         let million = Decimal::from(1_000_000u32);
         let terms = [
@@ -169,7 +169,6 @@ fn price_from_row(row: &pgrx::spi::SpiHeapTupleData<'_>, first: usize) -> Result
 
 /// The catalog price of `generator` in force at `at` (now when `None`).
 pub fn price_at(generator: &str, at: Option<TimestampWithTimeZone>) -> Result<Price> {
-    generators::ensure_known(generator)?;
     let at = match at {
         Some(at) => at,
         None => Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()")?
@@ -179,9 +178,17 @@ pub fn price_at(generator: &str, at: Option<TimestampWithTimeZone>) -> Result<Pr
         let rows = client.select(PRICE_IN_FORCE, Some(1), &[generator.into(), at.into()])?;
         match rows.into_iter().next() {
             Some(row) => price_from_row(&row, 1),
-            None => Err(TelemetryError::NoPrice { generator: generator.to_owned(), at: at.to_string() }),
+            None => Err(no_price(generator, at)),
         }
     })
+}
+
+/// Why there is no price: an unknown generator, or a known one without a price at `at`.
+fn no_price(generator: &str, at: TimestampWithTimeZone) -> TelemetryError {
+    match generators::ensure_known(generator) {
+        Ok(()) => TelemetryError::NoPrice { generator: generator.to_owned(), at: at.to_string() },
+        Err(error) => error,
+    }
 }
 
 /// The whole catalog in memory, for pricing many rows at once.
@@ -210,7 +217,7 @@ impl PriceBook {
             .filter(|(g, from, _)| g == generator && *from <= at.into_inner())
             .last()
             .map(|(_, _, price)| price)
-            .ok_or_else(|| TelemetryError::NoPrice { generator: generator.to_owned(), at: at.to_string() })
+            .ok_or_else(|| no_price(generator, at))
     }
 }
 
