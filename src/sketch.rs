@@ -119,9 +119,12 @@ impl LatencySketch {
         for (&key, &count) in &other.buckets {
             let have = self.buckets.get(&key).copied().unwrap_or(0);
             if count > have {
+                // Bucket k holds (GAMMA^(k-1), GAMMA^k]; the range tells a reader which
+                // latencies are out of step.
+                let upper = (f64::from(key) * *LN_GAMMA).exp();
                 return Err(corrupt(format!(
-                    "cannot subtract {count} values near {:.0} ms (bucket {key}) from a sketch that has {have}",
-                    representative(key)
+                    "cannot subtract {count} values between {:.0} and {upper:.0} ms (bucket {key}) from a sketch that has {have}",
+                    upper / GAMMA
                 )));
             }
         }
@@ -154,7 +157,7 @@ impl LatencySketch {
             return None;
         }
         // Same arithmetic as percentile_disc: the ceil(q * n)-th value, 1-based, at least the
-        // first. The min() guards against rounding past n for counts beyond 2^53.
+        // first. The clamp guards against rounding past n for counts beyond 2^53.
         let rank = ((q * self.total as f64).ceil() as i64).clamp(1, self.total);
         let mut seen = self.zeros;
         if seen >= rank {
@@ -576,7 +579,7 @@ mod tests {
         let mut target = a.clone();
         let error = target.subtract(&sketch_of(&[100, 100, 100])).expect_err("more than present");
         assert!(
-            matches!(&error, TelemetryError::CorruptSketch(m) if m.contains("cannot subtract 3 values near 100 ms")),
+            matches!(&error, TelemetryError::CorruptSketch(m) if m.contains("cannot subtract 3 values between 99 and 100 ms (bucket 256)")),
             "{error}"
         );
         let error = target.subtract(&sketch_of(&[0, 0])).expect_err("more zeros than present");
@@ -644,7 +647,7 @@ mod tests {
             (vec![1, 0, 1, 2, 0], "bucket 1 has a count of zero"),
             (vec![1, 0, 1, 1, 1], "bucket key -1 is outside 0..1194"),
             (over_max_key, "bucket key 1195 is outside 0..1194"),
-            (vec![1, 0, 100, 0], "claims 100 buckets, but at most 1195 are possible"),
+            ([vec![1, 0], varint(5_000), vec![0, 1]].concat(), "claims 5000 buckets, but at most 1195 are possible"),
             (vec![1, 0x80, 0x00, 0], "over-long varint in the count of 0 ms values"),
             ([vec![1], vec![0xff; 10], vec![0]].concat(), "the count of 0 ms values overflows 64 bits"),
             (huge_count, "the bucket count 18446744073709551615 exceeds 9223372036854775807"),
@@ -804,7 +807,7 @@ mod tests {
         Spi::run("SELECT aurora_telemetry.latency_sketch('{1, -5}')").expect("raises");
     }
 
-    #[pg_test(error = "latency sketch is corrupt: cannot subtract 1 values near 100 ms (bucket 256) from a sketch that has 0")]
+    #[pg_test(error = "latency sketch is corrupt: cannot subtract 1 values between 99 and 100 ms (bucket 256) from a sketch that has 0")]
     fn sketch_subtract_too_much_from_sql() {
         Spi::run(
             "SELECT aurora_telemetry.sketch_subtract(aurora_telemetry.latency_sketch('{1}'),
