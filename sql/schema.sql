@@ -156,3 +156,33 @@ CREATE VIEW aurora_telemetry.usage_rollups_current WITH (security_invoker = true
     SELECT user_id, level, bucket_start, generator, generations, successful, total_cost,
            total_time_ms, latency_sketch
       FROM aurora_telemetry.pending_usage_deltas;
+
+-- Every alert sent (cost_alert, error_rate_alert, latency_alert, usage_anomaly) is also a
+-- row here, so a listener that missed a notification can catch up. The unique key makes
+-- each alert fire once per window and level, however many transactions race to send it.
+CREATE TABLE aurora_telemetry.alerts (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind         text NOT NULL
+                 CHECK (kind IN ('cost_alert', 'error_rate_alert', 'latency_alert', 'usage_anomaly')),
+    scope        text NOT NULL CHECK (scope IN ('user', 'generator')),
+    user_id      uuid REFERENCES auth.users (id) ON DELETE CASCADE,
+    generator    text,
+    period       text NOT NULL CHECK (period IN ('hour', 'day', 'month')),
+    window_start timestamptz NOT NULL,
+    level        numeric NOT NULL DEFAULT 1,
+    figures      jsonb NOT NULL,
+    payload      jsonb NOT NULL,
+    sent_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    resolved_at  timestamptz,
+    CONSTRAINT alerts_scope_subject CHECK (
+        (scope = 'user' AND user_id IS NOT NULL) OR (scope = 'generator' AND generator IS NOT NULL))
+);
+CREATE UNIQUE INDEX alerts_once_per_window
+    ON aurora_telemetry.alerts (kind, scope, COALESCE(user_id, '00000000-0000-0000-0000-000000000000'::uuid),
+                                COALESCE(generator, ''), period, window_start, level);
+CREATE INDEX alerts_user_sent_idx ON aurora_telemetry.alerts (user_id, sent_at DESC);
+CREATE INDEX alerts_sent_idx ON aurora_telemetry.alerts (sent_at DESC);
+COMMENT ON TABLE aurora_telemetry.alerts IS
+    'Alert history: one row per alert sent through pg_notify, with its payload; resolved_at for alerts that ended.';
+SELECT pg_catalog.pg_extension_config_dump('aurora_telemetry.alerts', '');
+SELECT pg_catalog.pg_extension_config_dump('aurora_telemetry.alerts_id_seq', '');
