@@ -92,3 +92,22 @@ CREATE FUNCTION public.reprice_generation_logs(since timestamptz, until timestam
     AS 'MODULE_PATHNAME', 'reprice_generation_logs_wrapper';
 COMMENT ON FUNCTION public.reprice_generation_logs(timestamptz, timestamptz) IS
     'Administrators: recompute stored costs in [since, until) from the price catalog; returns rows changed.';
+
+CREATE FUNCTION public.check_budget(
+        user_id uuid DEFAULT auth.uid(),
+        generator text DEFAULT NULL)
+    RETURNS TABLE (
+        within_budget boolean,
+        daily_spent numeric,
+        daily_limit numeric,
+        daily_remaining numeric,
+        monthly_spent numeric,
+        monthly_limit numeric,
+        monthly_remaining numeric,
+        hard_limit boolean,
+        next_call_cost numeric)
+    LANGUAGE c STABLE
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'check_budget_wrapper';
+COMMENT ON FUNCTION public.check_budget(uuid, text) IS
+    'Whether a user is within their daily and monthly budget (and would stay within it after one call of generator), with spend and what remains.';

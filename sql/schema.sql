@@ -143,7 +143,8 @@ CREATE TABLE aurora_telemetry.pending_usage_deltas (
     successful     bigint NOT NULL,
     total_cost     numeric NOT NULL,
     total_time_ms  bigint NOT NULL,
-    latency_sketch bytea NOT NULL
+    latency_sketch bytea NOT NULL,
+    new_calls      boolean NOT NULL DEFAULT true  -- false: rows re-added by an UPDATE
 );
 
 -- What the statistics read: the committed rollups plus this transaction's own pending
@@ -158,8 +159,7 @@ CREATE VIEW aurora_telemetry.usage_rollups_current WITH (security_invoker = true
       FROM aurora_telemetry.pending_usage_deltas;
 
 -- Every alert sent (cost_alert, error_rate_alert, latency_alert, usage_anomaly) is also a
--- row here, so a listener that missed a notification can catch up. The unique key makes
--- each alert fire once per window and level, however many transactions race to send it.
+-- row here, so a listener that missed a notification can catch up.
 CREATE TABLE aurora_telemetry.alerts (
     id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     kind         text NOT NULL
@@ -177,9 +177,6 @@ CREATE TABLE aurora_telemetry.alerts (
     CONSTRAINT alerts_scope_subject CHECK (
         (scope = 'user' AND user_id IS NOT NULL) OR (scope = 'generator' AND generator IS NOT NULL))
 );
-CREATE UNIQUE INDEX alerts_once_per_window
-    ON aurora_telemetry.alerts (kind, scope, COALESCE(user_id, '00000000-0000-0000-0000-000000000000'::uuid),
-                                COALESCE(generator, ''), period, window_start, level);
 CREATE INDEX alerts_user_sent_idx ON aurora_telemetry.alerts (user_id, sent_at DESC);
 CREATE INDEX alerts_sent_idx ON aurora_telemetry.alerts (sent_at DESC);
 COMMENT ON TABLE aurora_telemetry.alerts IS

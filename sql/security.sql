@@ -38,14 +38,16 @@ REVOKE ALL ON FUNCTION
     public.get_user_usage_stats(uuid, timestamptz, timestamptz),
     public.get_user_usage_stats_json(uuid, timestamptz, timestamptz),
     public.get_user_usage_timeseries(uuid, text, timestamptz, timestamptz),
-    public.reprice_generation_logs(timestamptz, timestamptz)
+    public.reprice_generation_logs(timestamptz, timestamptz),
+    public.check_budget(uuid, text)
     FROM PUBLIC, anon, authenticated, service_role;
 GRANT EXECUTE ON FUNCTION
     public.calculate_cost(text, integer),
     public.calculate_cost(text, integer, jsonb),
     public.get_user_usage_stats(uuid, timestamptz, timestamptz),
     public.get_user_usage_stats_json(uuid, timestamptz, timestamptz),
-    public.get_user_usage_timeseries(uuid, text, timestamptz, timestamptz)
+    public.get_user_usage_timeseries(uuid, text, timestamptz, timestamptz),
+    public.check_budget(uuid, text)
     TO authenticated, service_role, aurora_telemetry_admin;
 GRANT EXECUTE ON FUNCTION
     public.log_generation(uuid, text, integer, boolean, text, integer, jsonb, text)
@@ -93,6 +95,46 @@ CREATE POLICY "Administrators can read all pending usage deltas"
 GRANT SELECT ON aurora_telemetry.usage_rollups, aurora_telemetry.pending_usage_deltas,
     aurora_telemetry.usage_rollups_current
     TO authenticated, service_role, aurora_telemetry_admin;
+
+-- Budgets, spend and alerts: each user sees their own, administrators everything.
+GRANT SELECT ON aurora_telemetry.settings TO authenticated, service_role;
+ALTER TABLE aurora_telemetry.budgets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "Users can read own budget"
+    ON aurora_telemetry.budgets FOR SELECT
+    TO authenticated
+    USING ((SELECT auth.uid()) = user_id);
+CREATE POLICY "Administrators can manage all budgets"
+    ON aurora_telemetry.budgets FOR ALL
+    TO aurora_telemetry_admin
+    USING (true)
+    WITH CHECK (true);
+GRANT SELECT ON aurora_telemetry.budgets TO authenticated, service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON aurora_telemetry.budgets TO aurora_telemetry_admin;
+
+ALTER TABLE aurora_telemetry.spend_totals ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "Users can read own spend"
+    ON aurora_telemetry.spend_totals FOR SELECT
+    TO authenticated
+    USING ((SELECT auth.uid()) = user_id);
+CREATE POLICY "Administrators can read all spend"
+    ON aurora_telemetry.spend_totals FOR SELECT
+    TO aurora_telemetry_admin
+    USING (true);
+GRANT SELECT ON aurora_telemetry.spend_totals TO authenticated, service_role, aurora_telemetry_admin;
+
+ALTER TABLE aurora_telemetry.alerts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "Users can read own alerts"
+    ON aurora_telemetry.alerts FOR SELECT
+    TO authenticated
+    USING (scope = 'user' AND (SELECT auth.uid()) = user_id);
+CREATE POLICY "Administrators can read all alerts"
+    ON aurora_telemetry.alerts FOR SELECT
+    TO aurora_telemetry_admin
+    USING (true);
+GRANT SELECT ON aurora_telemetry.alerts TO authenticated, service_role, aurora_telemetry_admin;
+REVOKE ALL ON public.usage_alerts FROM PUBLIC, anon, authenticated, service_role;
+GRANT SELECT ON public.usage_alerts TO authenticated, service_role, aurora_telemetry_admin;
+GRANT SELECT ON aurora_telemetry.alert_failures TO aurora_telemetry_admin;
 
 -- Pure helpers the statistics queries call (no data access).
 GRANT EXECUTE ON FUNCTION

@@ -1,7 +1,7 @@
 -- Wire the Rust trigger functions to the tables.
 
--- Both run as the extension owner: they read the private catalogs and write the private
--- rollups, which callers cannot touch directly.
+-- They run as the extension owner: they read the private catalogs and write the private
+-- rollups, spend totals and alerts, which callers cannot touch directly.
 ALTER FUNCTION aurora_telemetry.prepare_generation_log()
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;

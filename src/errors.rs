@@ -29,6 +29,9 @@ pub enum TelemetryError {
     #[error("another call with the same idempotency key was logged at the same time")]
     IdempotencyRace,
 
+    #[error("budget exhausted: {spent} spent of the {period} hard limit {limit}")]
+    BudgetExhausted { period: &'static str, spent: String, limit: String },
+
     #[error("unknown user {0}")]
     UnknownUser(String),
 
@@ -74,6 +77,7 @@ impl TelemetryError {
             Self::InvalidArgument(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::IdempotencyRace => ERRCODE_T_R_SERIALIZATION_FAILURE,
             Self::UnknownUser(_) => ERRCODE_FOREIGN_KEY_VIOLATION,
+            Self::BudgetExhausted { .. } => ERRCODE_CHECK_VIOLATION,
             Self::CostOverflow | Self::NotRepresentable(_) => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             Self::NoPrice { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
             Self::Internal(_) => ERRCODE_INTERNAL_ERROR,
@@ -105,6 +109,9 @@ impl TelemetryError {
                 "Omit user_id or pass your own id; service_role and aurora_telemetry_admin may read any user.",
             ),
             Self::IdempotencyRace => Some("Retry the call: it will return the id the other call logged."),
+            Self::BudgetExhausted { .. } => Some(
+                "Calls that cost nothing are still logged. An administrator can raise the limit in aurora_telemetry.budgets.",
+            ),
             Self::UnknownGenerator { .. } => Some(
                 "An administrator adds a generator with INSERT INTO aurora_telemetry.generators (name, description).",
             ),

@@ -12,6 +12,9 @@
 //! - `ranges`: splitting a time range into rollup buckets and raw edges.
 //! - `stats`: usage statistics and time series served from the rollups.
 //! - `access`: who may read whose figures.
+//! - `alerts`: cost, error-rate, latency and anomaly alerts over pg_notify, once per window.
+//! - `budgets`: per-user limits, `check_budget` and the hard limit on `log_generation`.
+//! - `subtransaction`: containing a failure (alerting must never cost a logged row).
 //!
 //! Hand-written SQL lives in `sql/` and is ordered here:
 //! `bootstrap.sql` (install guard, Supabase stand-in), `schema.sql` (tables),
@@ -23,6 +26,8 @@ use pgrx::prelude::*;
 ::pgrx::pg_module_magic!(name, version);
 
 mod access;
+mod alerts;
+mod budgets;
 mod errors;
 mod generators;
 mod ingest;
@@ -33,6 +38,7 @@ mod repricing;
 mod rollups;
 mod settings;
 mod stats;
+mod subtransaction;
 mod sketch;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
@@ -42,6 +48,7 @@ extension_sql_file!(
     name = "triggers",
     requires = [
         "schema",
+        "alerts",
         ingest::prepare_generation_log,
         rollups::maintain_usage_rollups,
         rollups::apply_pending_usage_deltas,
@@ -49,6 +56,7 @@ extension_sql_file!(
     ]
 );
 extension_sql_file!("../sql/sketch.sql", name = "sketch", requires = [sketch::sketch_merge]);
+extension_sql_file!("../sql/alerts.sql", name = "alerts", requires = ["schema"]);
 extension_sql_file!("../sql/api.sql", name = "api", requires = ["schema"]);
 extension_sql_file!("../sql/security.sql", finalize);
 

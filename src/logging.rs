@@ -3,8 +3,10 @@
 //! It runs as its caller (`service_role` or an administrator) and inserts one row; the
 //! BEFORE INSERT trigger validates, redacts and prices it exactly as it does for a plain
 //! INSERT, so the two doors cannot disagree. An idempotency key makes retries safe: the
-//! same `(user_id, idempotency_key)` returns the first call's id and is counted once.
+//! same `(user_id, idempotency_key)` returns the first call's id and is counted once. A user
+//! with a hard budget that is spent gets an error instead of a logged call that costs money.
 
+use crate::budgets;
 use crate::errors::{OrReport, Result, TelemetryError};
 use pgrx::prelude::*;
 use pgrx::{JsonB, Uuid};
@@ -53,6 +55,7 @@ fn log_generation(
                     return row.get::<Uuid>(1)?.ok_or(TelemetryError::Internal("idempotency key without a log id"));
                 }
             }
+            budgets::enforce_hard_limit(user_id, generator, time_ms, success, metadata.as_ref().map(|m| &m.0))?;
             // No row limit on writes: SPI stops a limited statement early and its AFTER
             // statement triggers, which maintain the rollups, would not run.
             let inserted = client.update(

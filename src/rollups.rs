@@ -1,19 +1,25 @@
 //! Usage rollups: per user, generator and UTC hour, day and month, kept exact in the same
-//! transaction as every change to `public.generation_logs`.
+//! transaction as every change to `public.generation_logs`, together with the figures that
+//! alerts and budgets read (`spend_totals`, `generator_hourly`).
 //!
 //! Statement-level AFTER triggers see all rows of one INSERT, UPDATE, DELETE or COPY at once
 //! through transition tables and aggregate them into one delta per rollup key.
 //!
 //! New rows (the hot path) are not applied at once: their deltas are staged in
 //! `pending_usage_deltas`, and a deferred trigger applies everything the transaction staged
-//! just before it commits, with one upsert sorted by key (`ON CONFLICT DO UPDATE` adds
-//! atomically under concurrency). Rollup rows are thus locked only during commit and always
-//! in the same order, so writers neither deadlock nor wait on each other for long, however
-//! many statements and users a transaction has. Old rows (deletes, updates: administrative
-//! and rare) are subtracted immediately.
+//! just before it commits ([`flush`]), with upserts sorted by key (`ON CONFLICT DO UPDATE`
+//! adds atomically under concurrency), always in the same table order: spend totals,
+//! generator counters, rollups. Shared rows are thus locked only during commit and always in
+//! the same order, so writers neither deadlock nor wait on each other for long, however many
+//! statements and users a transaction has. Old rows (deletes, updates: administrative and
+//! rare) are subtracted immediately, after applying what is staged.
 
+use crate::alerts;
 use crate::errors::{self, OrReport, TelemetryError};
+use crate::pricing::to_decimal;
 use pgrx::prelude::*;
+use pgrx::{AnyNumeric, Uuid};
+use rust_decimal::Decimal;
 
 /// One delta per (user, level, bucket, generator) from the rows of a transition table.
 macro_rules! deltas_from {
@@ -38,15 +44,73 @@ macro_rules! deltas_from {
     };
 }
 
-const STAGE_NEW_ROWS: &str = concat!(
-    "INSERT INTO aurora_telemetry.pending_usage_deltas
-        (user_id, level, bucket_start, generator, generations, successful, total_cost, total_time_ms, latency_sketch) ",
-    deltas_from!("aurora_new_rows")
-);
+/// Stage the deltas of `$rows`; `$new_calls` says whether they are new calls (an INSERT) or
+/// re-added rows of an UPDATE, which the per-generator call counters must not count again.
+macro_rules! stage {
+    ($rows:literal, $new_calls:literal) => {
+        concat!(
+            "INSERT INTO aurora_telemetry.pending_usage_deltas
+                (user_id, level, bucket_start, generator, generations, successful, total_cost,
+                 total_time_ms, latency_sketch, new_calls)
+             SELECT d.*, ",
+            $new_calls,
+            " FROM (",
+            deltas_from!($rows),
+            ") d"
+        )
+    };
+}
+
+const STAGE_INSERTED_ROWS: &str = stage!("aurora_new_rows", "true");
+const STAGE_UPDATED_ROWS: &str = stage!("aurora_new_rows", "false");
+
+/// The (user, generator, hour) keys that received new calls, for the alert checks.
+const STAGED_CALLS: &str = "
+    SELECT user_id, generator, bucket_start
+      FROM aurora_telemetry.pending_usage_deltas
+     WHERE level = 'hour' AND new_calls
+     GROUP BY user_id, generator, bucket_start
+     ORDER BY user_id, generator, bucket_start";
+
+/// Spend added per user and period, before it is applied.
+const STAGED_SPEND: &str = "
+    SELECT user_id, level, bucket_start, pg_catalog.sum(total_cost)
+      FROM aurora_telemetry.pending_usage_deltas
+     WHERE level IN ('day', 'month')
+     GROUP BY user_id, level, bucket_start";
+
+const APPLY_SPEND: &str = "
+    INSERT INTO aurora_telemetry.spend_totals AS s (user_id, period, period_start, total_cost, generations)
+    SELECT user_id, level, bucket_start, pg_catalog.sum(total_cost), pg_catalog.sum(generations)
+      FROM aurora_telemetry.pending_usage_deltas
+     WHERE level IN ('day', 'month')
+     GROUP BY user_id, level, bucket_start
+     ORDER BY user_id, level, bucket_start
+    ON CONFLICT (user_id, period, period_start) DO UPDATE SET
+        total_cost  = s.total_cost + EXCLUDED.total_cost,
+        generations = s.generations + EXCLUDED.generations
+    RETURNING s.user_id, s.period, s.period_start, s.total_cost";
+
+/// Counters per generator and hour across all users, in this backend's slot.
+const APPLY_GENERATOR_HOURS: &str = "
+    INSERT INTO aurora_telemetry.generator_hourly AS g
+        (generator, hour_start, slot, generations, failed, total_time_ms, latency_sketch)
+    SELECT generator, bucket_start, (pg_catalog.pg_backend_pid() % 8)::smallint,
+           pg_catalog.sum(generations), pg_catalog.sum(generations - successful),
+           pg_catalog.sum(total_time_ms), aurora_telemetry.sketch_union(latency_sketch)
+      FROM aurora_telemetry.pending_usage_deltas
+     WHERE level = 'hour' AND new_calls
+     GROUP BY generator, bucket_start
+     ORDER BY generator, bucket_start
+    ON CONFLICT (generator, hour_start, slot) DO UPDATE SET
+        generations    = g.generations + EXCLUDED.generations,
+        failed         = g.failed + EXCLUDED.failed,
+        total_time_ms  = g.total_time_ms + EXCLUDED.total_time_ms,
+        latency_sketch = aurora_telemetry.sketch_merge(g.latency_sketch, EXCLUDED.latency_sketch)";
 
 /// Everything this transaction staged, in one statement sorted by key. Other transactions'
 /// staged rows are invisible here, so only this transaction's are taken.
-const APPLY_STAGED: &str = "
+const APPLY_ROLLUPS: &str = "
     WITH staged AS (DELETE FROM aurora_telemetry.pending_usage_deltas RETURNING *)
     INSERT INTO aurora_telemetry.usage_rollups AS r
         (user_id, level, bucket_start, generator, generations, successful, total_cost, total_time_ms, latency_sketch)
@@ -62,7 +126,21 @@ const APPLY_STAGED: &str = "
         total_time_ms  = r.total_time_ms + EXCLUDED.total_time_ms,
         latency_sketch = aurora_telemetry.sketch_merge(r.latency_sketch, EXCLUDED.latency_sketch)";
 
-const SUBTRACT_OLD_ROWS: &str = concat!(
+const SUBTRACT_OLD_SPEND: &str = "
+    UPDATE aurora_telemetry.spend_totals AS s SET
+        total_cost  = s.total_cost - d.total_cost,
+        generations = s.generations - d.generations
+      FROM (SELECT t.user_id, b.period, b.period_start,
+                   COALESCE(pg_catalog.sum(t.cost), 0) AS total_cost, pg_catalog.count(*) AS generations
+              FROM aurora_old_rows t
+             CROSS JOIN LATERAL (VALUES
+                    ('day',   pg_catalog.date_trunc('day',   t.created_at, 'UTC')),
+                    ('month', pg_catalog.date_trunc('month', t.created_at, 'UTC'))
+             ) AS b(period, period_start)
+             GROUP BY t.user_id, b.period, b.period_start) d
+     WHERE s.user_id = d.user_id AND s.period = d.period AND s.period_start = d.period_start";
+
+const SUBTRACT_OLD_ROLLUPS: &str = concat!(
     "UPDATE aurora_telemetry.usage_rollups AS r SET
         generations    = r.generations - d.generations,
         successful     = r.successful - d.successful,
@@ -78,14 +156,94 @@ const SUBTRACT_OLD_ROWS: &str = concat!(
 
 /// Buckets whose last row went away are removed, so an empty bucket never shows up as a
 /// generator with zero calls.
-const DROP_EMPTY_BUCKETS: &str = "DELETE FROM aurora_telemetry.usage_rollups r
-      WHERE r.generations = 0
-        AND r.user_id IN (SELECT o.user_id FROM aurora_old_rows o)";
+const DROP_EMPTY: [&str; 2] = [
+    "DELETE FROM aurora_telemetry.spend_totals s
+      WHERE s.generations = 0 AND s.user_id IN (SELECT o.user_id FROM aurora_old_rows o)",
+    "DELETE FROM aurora_telemetry.usage_rollups r
+      WHERE r.generations = 0 AND r.user_id IN (SELECT o.user_id FROM aurora_old_rows o)",
+];
+
+const TRUNCATE_DERIVED: &str = "TRUNCATE aurora_telemetry.usage_rollups, aurora_telemetry.pending_usage_deltas,
+    aurora_telemetry.spend_totals, aurora_telemetry.generator_hourly,
+    aurora_telemetry.generator_baselines, aurora_telemetry.user_baselines";
+
+/// A user's spend in one period, as it changed at this commit.
+#[derive(Debug, Clone)]
+pub struct SpendChange {
+    pub user_id: Uuid,
+    pub period: String,
+    pub period_start: TimestampWithTimeZone,
+    pub before: Decimal,
+    pub after: Decimal,
+}
+
+/// A user, generator and hour that received new calls at this commit.
+#[derive(Debug, Clone)]
+pub struct NewCalls {
+    pub user_id: Uuid,
+    pub generator: String,
+    pub hour_start: TimestampWithTimeZone,
+}
+
+/// What one flush applied, for the alert checks.
+pub struct Flushed {
+    pub spend: Vec<SpendChange>,
+    pub calls: Vec<NewCalls>,
+}
+
+/// Apply everything this transaction staged; `None` when nothing was staged.
+pub fn flush() -> errors::Result<Option<Flushed>> {
+    Spi::connect_mut(|client| {
+        let mut calls = Vec::new();
+        for row in client.select(STAGED_CALLS, None, &[])? {
+            calls.push(NewCalls {
+                user_id: row.get::<Uuid>(1)?.ok_or(TelemetryError::Internal("staged row without user"))?,
+                generator: row.get::<String>(2)?.unwrap_or_default(),
+                hour_start: row
+                    .get::<TimestampWithTimeZone>(3)?
+                    .ok_or(TelemetryError::Internal("staged row without hour"))?,
+            });
+        }
+        let mut added = Vec::new();
+        for row in client.select(STAGED_SPEND, None, &[])? {
+            added.push((
+                row.get::<Uuid>(1)?,
+                row.get::<String>(2)?,
+                row.get::<TimestampWithTimeZone>(3)?.map(|t| t.into_inner()),
+                row.get::<AnyNumeric>(4)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default(),
+            ));
+        }
+        if calls.is_empty() && added.is_empty() {
+            return Ok(None);
+        }
+
+        let mut spend = Vec::new();
+        for row in client.update(APPLY_SPEND, None, &[])? {
+            let user_id = row.get::<Uuid>(1)?.ok_or(TelemetryError::Internal("spend row without user"))?;
+            let period = row.get::<String>(2)?.unwrap_or_default();
+            let period_start = row
+                .get::<TimestampWithTimeZone>(3)?
+                .ok_or(TelemetryError::Internal("spend row without period"))?;
+            let after = row.get::<AnyNumeric>(4)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default();
+            let delta = added
+                .iter()
+                .find(|(u, p, s, _)| {
+                    *u == Some(user_id) && p.as_deref() == Some(period.as_str()) && *s == Some(period_start.into_inner())
+                })
+                .map(|(_, _, _, d)| *d)
+                .unwrap_or_default();
+            spend.push(SpendChange { user_id, period, period_start, before: after - delta, after });
+        }
+        client.update(APPLY_GENERATOR_HOURS, None, &[])?;
+        client.update(APPLY_ROLLUPS, None, &[])?;
+        Ok(Some(Flushed { spend, calls }))
+    })
+}
 
 #[pg_trigger]
 fn maintain_usage_rollups<'a>(
     trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+) -> std::result::Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
     maintain(trigger).or_report();
     Ok(None)
 }
@@ -95,17 +253,22 @@ fn maintain(trigger: &PgTrigger<'_>) -> errors::Result<()> {
         function: "maintain_usage_rollups",
         expected: "AFTER ... FOR EACH STATEMENT",
     })?;
+    // Rows being removed may have been inserted earlier in this transaction: apply what is
+    // staged first, so that there is something to subtract them from.
+    if matches!(operation, PgTriggerOperation::Delete | PgTriggerOperation::Update) {
+        apply_staged_and_alert();
+    }
     let statements: &[&str] = match operation {
-        PgTriggerOperation::Insert => &[STAGE_NEW_ROWS],
-        // Rows being removed may have been inserted earlier in this transaction: apply what is
-        // staged first, so that there is something to subtract them from.
-        PgTriggerOperation::Delete => &[APPLY_STAGED, SUBTRACT_OLD_ROWS, DROP_EMPTY_BUCKETS],
-        PgTriggerOperation::Update => {
-            &[APPLY_STAGED, SUBTRACT_OLD_ROWS, DROP_EMPTY_BUCKETS, STAGE_NEW_ROWS]
-        }
-        PgTriggerOperation::Truncate => {
-            &["TRUNCATE aurora_telemetry.usage_rollups, aurora_telemetry.pending_usage_deltas"]
-        }
+        PgTriggerOperation::Insert => &[STAGE_INSERTED_ROWS],
+        PgTriggerOperation::Delete => &[SUBTRACT_OLD_SPEND, SUBTRACT_OLD_ROLLUPS, DROP_EMPTY[0], DROP_EMPTY[1]],
+        PgTriggerOperation::Update => &[
+            SUBTRACT_OLD_SPEND,
+            SUBTRACT_OLD_ROLLUPS,
+            DROP_EMPTY[0],
+            DROP_EMPTY[1],
+            STAGE_UPDATED_ROWS,
+        ],
+        PgTriggerOperation::Truncate => &[TRUNCATE_DERIVED],
     };
     Spi::connect_mut(|client| {
         // Makes this trigger's transition tables visible to the queries below by name.
@@ -125,14 +288,20 @@ fn maintain(trigger: &PgTrigger<'_>) -> errors::Result<()> {
     })
 }
 
+/// Apply the staged deltas (an error here fails the transaction: rollups must stay exact),
+/// then evaluate alerts on what changed (an error there is reported, never fatal).
+fn apply_staged_and_alert() {
+    if let Some(flushed) = flush().or_report() {
+        alerts::evaluate(&flushed);
+    }
+}
+
 /// Deferred (INITIALLY DEFERRED) row trigger on `pending_usage_deltas`: its first firing at
 /// commit applies all staged deltas; the later firings of the same commit find none left.
 #[pg_trigger]
 fn apply_pending_usage_deltas<'a>(
     _trigger: &'a PgTrigger<'a>,
-) -> Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    Spi::connect_mut(|client| client.update(APPLY_STAGED, None, &[]).map(|_| ()))
-        .map_err(TelemetryError::from)
-        .or_report();
+) -> std::result::Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
+    apply_staged_and_alert();
     Ok(None)
 }

@@ -40,7 +40,11 @@ TEST_DB_PREFIX = "aurora_t_"
 # Extension tables that pg_dump may leave out: restoring generation_logs
 # rebuilds them (test_dump_restore.py checks that it does), or they are empty
 # outside a transaction.
-DERIVED_TABLES = {"aurora_telemetry.usage_rollups", "aurora_telemetry.pending_usage_deltas"}
+DERIVED_TABLES = {
+    "aurora_telemetry.usage_rollups", "aurora_telemetry.pending_usage_deltas",
+    "aurora_telemetry.spend_totals", "aurora_telemetry.generator_hourly",
+    "aurora_telemetry.generator_baselines", "aurora_telemetry.user_baselines",
+}
 
 
 # --------------------------------------------------------------------------

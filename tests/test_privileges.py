@@ -23,6 +23,13 @@ INTENDED_RELATION_PRIVILEGES = {
         ("aurora_telemetry.usage_rollups", "SELECT"),
         ("aurora_telemetry.pending_usage_deltas", "SELECT"),
         ("aurora_telemetry.usage_rollups_current", "SELECT"),
+        # check_budget reads the global thresholds, their own budget and spend; alerts
+        # are theirs to read (row-level security: own user-scoped alerts only).
+        ("aurora_telemetry.settings", "SELECT"),
+        ("aurora_telemetry.budgets", "SELECT"),
+        ("aurora_telemetry.spend_totals", "SELECT"),
+        ("aurora_telemetry.alerts", "SELECT"),
+        ("public.usage_alerts", "SELECT"),
     },
     "public": set(),
 }
@@ -35,6 +42,7 @@ INTENDED_EXECUTABLE_FUNCTIONS = {
         "public.get_user_usage_stats(uuid, timestamp with time zone, timestamp with time zone)",
         "public.get_user_usage_stats_json(uuid, timestamp with time zone, timestamp with time zone)",
         "public.get_user_usage_timeseries(uuid, text, timestamp with time zone, timestamp with time zone)",
+        "public.check_budget(uuid, text)",
         "aurora_telemetry.latency_sketch(integer[])",
         "aurora_telemetry.sketch_count(bytea)",
         "aurora_telemetry.sketch_merge(bytea, bytea)",
@@ -50,7 +58,26 @@ INTENDED_EXECUTABLE_FUNCTIONS = {
 # expose the schema, and anon and PUBLIC get nothing.
 INTERNAL_SCHEMA_USERS = {"authenticated", "service_role"}
 # What the extension puts in the exposed schema public; internals go in aurora_telemetry.
-PUBLIC_RELATIONS = {"public.generation_logs"}
+PUBLIC_RELATIONS = {"public.generation_logs", "public.usage_alerts"}
+
+# Analytics views (security_invoker: a user reads their own rows), the CSV export and the
+# dashboard, and the administrators' functions: executable by authenticated so that
+# Supabase administrators (JWT app_metadata) can call them; they refuse everyone else
+# (test_admin.py).
+ANALYTICS_VIEWS = {
+    "public.usage_recent_generations", "public.usage_cost_this_month",
+    "public.usage_success_rate_by_generator", "public.usage_response_time_by_generator",
+}
+PUBLIC_RELATIONS |= ANALYTICS_VIEWS
+INTENDED_RELATION_PRIVILEGES["authenticated"] |= {(view, "SELECT") for view in ANALYTICS_VIEWS}
+INTENDED_EXECUTABLE_FUNCTIONS["authenticated"] |= {
+    "public.export_generation_logs_csv(timestamp with time zone, timestamp with time zone, uuid)",
+    "public.telemetry_dashboard_html(timestamp with time zone, timestamp with time zone, uuid)",
+    "public.billing_usage(date, date)",
+    "public.admin_top_users_by_cost(timestamp with time zone, timestamp with time zone, integer)",
+    "public.admin_daily_totals(timestamp with time zone, timestamp with time zone)",
+    "public.admin_generator_performance(timestamp with time zone, timestamp with time zone)",
+}
 
 CLIENT_ROLES = list(INTENDED_RELATION_PRIVILEGES)
 
