@@ -10,6 +10,9 @@
 //! - `usage_anomaly`: a user's calls or cost this hour are far above the median of their own
 //!   past hours (median + `anomaly_sensitivity` x 1.4826 x MAD).
 //!
+//! The opt-in live feed (`generation_logged`, src/feed.rs) is sent from here too, so that it
+//! shares the containment below.
+//!
 //! Each alert fires once per window and level (`alert_state` holds the claim), is recorded in
 //! `aurora_telemetry.alerts` and is delivered at commit, so a rolled-back transaction sends
 //! nothing. Evaluation runs in a subtransaction: if it fails, the logged rows and rollups
@@ -20,7 +23,7 @@ use crate::pricing::to_decimal;
 use crate::rollups::Flushed;
 use crate::settings::Settings;
 use crate::sketch::LatencySketch;
-use crate::{budgets, subtransaction};
+use crate::{budgets, feed, subtransaction};
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB, Uuid};
 use rust_decimal::Decimal;
@@ -65,7 +68,13 @@ impl Now {
 pub fn evaluate(flushed: &Flushed) {
     let outcome = subtransaction::run(|| {
         let settings = Settings::load()?;
-        if !settings.alerts_enabled() || restoring()? {
+        if restoring()? {
+            return Ok(());
+        }
+        if settings.realtime_feed() {
+            feed::announce(flushed)?;
+        }
+        if !settings.alerts_enabled() {
             return Ok(());
         }
         let now = Now::load()?;
@@ -216,12 +225,12 @@ fn with_alert_id(mut payload: Value, alert_id: i64) -> Value {
 
 /// Queue a notification; Postgres delivers it at commit. Payloads are a few fixed fields and
 /// stay far below NOTIFY's 8000-byte limit.
-fn notify(client: &mut pgrx::spi::SpiClient<'_>, channel: &str, payload: Value) -> Result<()> {
+pub fn notify(client: &mut pgrx::spi::SpiClient<'_>, channel: &str, payload: Value) -> Result<()> {
     client.update("SELECT pg_catalog.pg_notify($1, $2)", None, &[channel.into(), payload.to_string().into()])?;
     Ok(())
 }
 
-fn money(d: Decimal) -> Value {
+pub fn money(d: Decimal) -> Value {
     serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
 

@@ -14,6 +14,7 @@
 //! - `access`: who may read whose figures.
 //! - `alerts`: cost, error-rate, latency and anomaly alerts over pg_notify, once per window.
 //! - `budgets`: per-user limits, `check_budget` and the hard limit on `log_generation`.
+//! - `feed`: the opt-in `generation_logged` live feed, one notification per user per commit.
 //! - `subtransaction`: containing a failure (alerting must never cost a logged row).
 //!
 //! Hand-written SQL lives in `sql/` and is ordered here:
@@ -29,6 +30,7 @@ mod access;
 mod alerts;
 mod budgets;
 mod errors;
+mod feed;
 mod generators;
 mod ingest;
 mod logging;

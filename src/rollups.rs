@@ -64,9 +64,11 @@ macro_rules! stage {
 const STAGE_INSERTED_ROWS: &str = stage!("aurora_new_rows", "true");
 const STAGE_UPDATED_ROWS: &str = stage!("aurora_new_rows", "false");
 
-/// The (user, generator, hour) keys that received new calls, for the alert checks.
+/// The (user, generator, hour) keys that received new calls, with their counts, for the
+/// alert checks and the live feed.
 const STAGED_CALLS: &str = "
-    SELECT user_id, generator, bucket_start
+    SELECT user_id, generator, bucket_start, pg_catalog.sum(generations)::bigint,
+           pg_catalog.sum(successful)::bigint, pg_catalog.sum(total_cost)
       FROM aurora_telemetry.pending_usage_deltas
      WHERE level = 'hour' AND new_calls
      GROUP BY user_id, generator, bucket_start
@@ -177,12 +179,15 @@ pub struct SpendChange {
     pub after: Decimal,
 }
 
-/// A user, generator and hour that received new calls at this commit.
+/// A user, generator and hour that received new calls at this commit, and how many.
 #[derive(Debug, Clone)]
 pub struct NewCalls {
     pub user_id: Uuid,
     pub generator: String,
     pub hour_start: TimestampWithTimeZone,
+    pub generations: i64,
+    pub successful: i64,
+    pub cost: Decimal,
 }
 
 /// What one flush applied, for the alert checks.
@@ -202,6 +207,9 @@ pub fn flush() -> errors::Result<Option<Flushed>> {
                 hour_start: row
                     .get::<TimestampWithTimeZone>(3)?
                     .ok_or(TelemetryError::Internal("staged row without hour"))?,
+                generations: row.get::<i64>(4)?.unwrap_or(0),
+                successful: row.get::<i64>(5)?.unwrap_or(0),
+                cost: row.get::<AnyNumeric>(6)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default(),
             });
         }
         let mut added = Vec::new();

@@ -109,6 +109,11 @@ pub static ANOMALY_SENSITIVITY: Setting = Setting {
 pub static ANOMALY_BASELINE_HOURS: Setting =
     Setting { name: "anomaly_baseline_hours", default: || Value::from(168), valid: positive_whole_number };
 
+/// Whether every committed transaction that logged calls sends one `generation_logged`
+/// notification per user with its counts (the live feed). Default `false`.
+pub static REALTIME_FEED: Setting =
+    Setting { name: "realtime_feed", default: || Value::Bool(false), valid: Value::is_boolean };
+
 /// All settings, for validation.
 pub static ALL: &[&Setting] = &[
     &REDACTED_METADATA_KEYS,
@@ -122,6 +127,7 @@ pub static ALL: &[&Setting] = &[
     &LATENCY_BASELINE_DAYS,
     &ANOMALY_SENSITIVITY,
     &ANOMALY_BASELINE_HOURS,
+    &REALTIME_FEED,
 ];
 
 /// The stored overrides, read once; typed accessors fall back to the defaults.
@@ -154,6 +160,9 @@ impl Settings {
         value.as_number().and_then(|n| Decimal::from_str(&n.to_string()).ok())
     }
 
+    pub fn realtime_feed(&self) -> bool {
+        self.value(&REALTIME_FEED).as_bool().unwrap_or(false)
+    }
     pub fn alerts_enabled(&self) -> bool {
         self.value(&ALERTS_ENABLED).as_bool().unwrap_or(true)
     }
