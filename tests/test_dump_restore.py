@@ -65,8 +65,19 @@ def test_dump_and_restore_keeps_the_logs_and_their_protection(db, conn, tmp_path
     }
     log_generation(conn, bob, "Midjourney", 5200, cost=Decimal("0.06"),
                    metadata={"resolution": "1024x1024"})
+    # What administrators configure, and an alert sent: all of it must come back.
+    conn.execute("insert into aurora_telemetry.generators (name, description) values ('Veo-2', 'video')")
+    conn.execute("""insert into aurora_telemetry.prices (generator, effective_from, per_generation)
+                    values ('Veo-2', '2026-01-01', 0.5), ('Claude', '2026-06-01', 0.02)""")
+    conn.execute("""insert into aurora_telemetry.settings (name, value)
+                    values ('daily_cost_threshold', '25'), ('cost_alert_levels', '[1, 2]')""")
+    conn.execute("insert into aurora_telemetry.budgets (user_id, daily_limit, hard_limit) values (%s, 0.10, true)",
+                 [bob])
+    log_generation(conn, bob, "Veo-2", 100)  # $0.06 + $0.50 crosses $0.10: a cost_alert
     before = snapshot(conn)
-    assert len(before["logs"]) >= 3
+    assert len(before["logs"]) >= 4
+    assert len(before["aurora_telemetry.alerts"]) == 2  # levels 1 and 2 of $0.10
+    assert len(before["aurora_telemetry.budgets"]) == 1
 
     dump = tmp_path / "aurora.dump"
     if db.flavor == "supabase":
