@@ -6,12 +6,12 @@
 
 use crate::access;
 use crate::errors::{OrReport, Result, TelemetryError};
+use crate::metadata::{self, Jsonb};
 use crate::pricing::{self, to_decimal, to_numeric, Usage};
 use crate::settings::Settings;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, Uuid};
 use rust_decimal::Decimal;
-use serde_json::Value;
 
 const SPEND_NOW: &str = "
     SELECT COALESCE(pg_catalog.sum(s.total_cost) FILTER (WHERE s.period = 'day'), 0),
@@ -90,14 +90,14 @@ pub fn enforce_hard_limit(
     generator: &str,
     time_ms: i32,
     success: bool,
-    metadata: Option<&Value>,
+    metadata: Option<Jsonb>,
 ) -> Result<()> {
     let settings = Settings::load()?;
     let limits = Limits::of(user_id, &settings)?;
     if !limits.hard {
         return Ok(());
     }
-    let usage = Usage::from_metadata(time_ms, metadata)?;
+    let usage = metadata::usage_of(time_ms, metadata)?;
     if pricing::price_at(generator, None)?.cost(&usage, success)?.is_zero() {
         return Ok(());
     }

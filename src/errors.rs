@@ -23,6 +23,12 @@ pub enum TelemetryError {
     #[error("permission denied: an authenticated user may read only their own usage")]
     NotYourData,
 
+    #[error("permission denied: {0} is for administrators only")]
+    NotAdmin(&'static str),
+
+    #[error("the export is larger than {limit_mb} MB, the most one call returns")]
+    ExportTooLarge { limit_mb: usize },
+
     #[error("{0}")]
     InvalidArgument(String),
 
@@ -73,7 +79,8 @@ impl TelemetryError {
                 ERRCODE_INVALID_PARAMETER_VALUE
             }
             Self::NullArgument(_) => ERRCODE_NULL_VALUE_NOT_ALLOWED,
-            Self::NotYourData => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::NotYourData | Self::NotAdmin(_) => ERRCODE_INSUFFICIENT_PRIVILEGE,
+            Self::ExportTooLarge { .. } => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
             Self::InvalidArgument(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::IdempotencyRace => ERRCODE_T_R_SERIALIZATION_FAILURE,
             Self::UnknownUser(_) => ERRCODE_FOREIGN_KEY_VIOLATION,
@@ -107,6 +114,12 @@ impl TelemetryError {
             }
             Self::NotYourData => Some(
                 "Omit user_id or pass your own id; service_role and aurora_telemetry_admin may read any user.",
+            ),
+            Self::NotAdmin(_) => Some(
+                "Administrators are members of the role aurora_telemetry_admin, or (Supabase) users whose JWT app_metadata has \"aurora_telemetry_admin\": true.",
+            ),
+            Self::ExportTooLarge { .. } => Some(
+                "Narrow since/until, or stream the rows with psql's \\copy (see the README, CSV export).",
             ),
             Self::IdempotencyRace => Some("Retry the call: it will return the id the other call logged."),
             Self::BudgetExhausted { .. } => Some(

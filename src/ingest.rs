@@ -10,10 +10,9 @@
 //! The CHECK and foreign key constraints on the table back these rules up.
 
 use crate::errors::{self, ensure_non_negative, OrReport, TelemetryError};
+use crate::metadata::{self, Jsonb};
 use crate::{generators, pricing, settings};
 use pgrx::prelude::*;
-use pgrx::JsonB;
-use serde_json::Value;
 
 #[pg_trigger]
 fn prepare_generation_log<'a>(
@@ -40,10 +39,11 @@ fn prepare<'a>(trigger: &'a PgTrigger<'a>) -> errors::Result<PgHeapTuple<'a, All
     ensure_non_negative("time_ms", time_ms)?;
     ensure_non_negative("prompt_length", row.get_by_name::<i32>("prompt_length")?)?;
 
-    let mut metadata = row.get_by_name::<JsonB>("metadata")?.map(|m| m.0);
-    if let Some(value) = metadata.as_mut() {
-        if redact(value, &settings::redacted_metadata_keys()?) {
-            row.set_by_name("metadata", JsonB(value.clone()))?;
+    let mut metadata = raw_metadata(trigger)?;
+    if let Some(doc) = metadata {
+        if let Some(redacted) = metadata::redacted(doc, &settings::redacted_metadata_keys()?)? {
+            row.set_by_name("metadata", redacted)?;
+            metadata = Some(redacted);
         }
     }
 
@@ -54,7 +54,7 @@ fn prepare<'a>(trigger: &'a PgTrigger<'a>) -> errors::Result<PgHeapTuple<'a, All
         (None, Some(generator), Some(time_ms)) => {
             let created_at = row.get_by_name::<TimestampWithTimeZone>("created_at")?;
             let success = row.get_by_name::<bool>("success")?.unwrap_or(true);
-            let usage = pricing::Usage::from_metadata(time_ms, metadata.as_ref())?;
+            let usage = metadata::usage_of(time_ms, metadata)?;
             let price = pricing::price_at(&generator, created_at)?;
             row.set_by_name("cost", pricing::to_numeric(price.cost(&usage, success)?)?)?;
         }
@@ -76,21 +76,23 @@ fn ensure_user_exists(user_id: pgrx::Uuid) -> errors::Result<()> {
     }
 }
 
-/// Remove `keys` from every object in `value`, at any depth. Returns whether anything changed.
-pub fn redact(value: &mut Value, keys: &[String]) -> bool {
-    match value {
-        Value::Object(fields) => {
-            let before = fields.len();
-            fields.retain(|name, _| !keys.iter().any(|k| k == name));
-            let mut changed = fields.len() != before;
-            for nested in fields.values_mut() {
-                changed |= redact(nested, keys);
+/// The new row's `metadata` as a datum, without converting the document.
+fn raw_metadata(trigger: &PgTrigger<'_>) -> errors::Result<Option<Jsonb>> {
+    let data = trigger.trigger_data();
+    // SAFETY: a BEFORE INSERT row trigger's tg_trigtuple is the new row, described by the
+    // relation's tuple descriptor; both live until the trigger returns.
+    unsafe {
+        let tupdesc = (*data.tg_relation).rd_att;
+        for index in 0..(*tupdesc).natts as usize {
+            let attribute = (*tupdesc).attrs.as_slice((*tupdesc).natts as usize)[index];
+            let name = std::ffi::CStr::from_ptr(attribute.attname.data.as_ptr());
+            if name.to_bytes() == b"metadata" {
+                let attno = std::num::NonZeroUsize::new(index + 1).ok_or(TelemetryError::Internal("attribute 0"))?;
+                return Ok(pgrx::heap_getattr_raw(data.tg_trigtuple, attno, tupdesc).map(Jsonb));
             }
-            changed
         }
-        Value::Array(items) => items.iter_mut().fold(false, |changed, item| redact(item, keys) | changed),
-        _ => false,
     }
+    Err(TelemetryError::Internal("generation_logs has no metadata column"))
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -5,13 +5,17 @@
 //! - `settings`: every administrator-changeable setting and its default.
 //! - `generators`: the catalog of AI services that may be logged.
 //! - `pricing`: exact cost of a call from the price catalog; `repricing`: fixing stored costs.
+//! - `metadata`: reading counts from and redacting the metadata column inside Postgres.
 //! - `ingest`: the trigger every stored generation row passes through (validate, redact, price).
 //! - `logging`: `log_generation`, the logging API with idempotency keys.
 //! - `rollups`: per-user hourly/daily/monthly totals maintained by statement triggers.
 //! - `sketch`: the mergeable latency sketch kept in the rollups.
 //! - `ranges`: splitting a time range into rollup buckets and raw edges.
 //! - `stats`: usage statistics and time series served from the rollups.
-//! - `access`: who may read whose figures.
+//! - `access`: who may read whose figures, and who is an administrator.
+//! - `analytics`: figures across users (administrators' analytics, `billing_usage`).
+//! - `export`: `export_generation_logs_csv`.
+//! - `dashboard`: `telemetry_dashboard_html`, a self-contained HTML page with SVG charts.
 //! - `alerts`: cost, error-rate, latency and anomaly alerts over pg_notify, once per window.
 //! - `budgets`: per-user limits, `check_budget` and the hard limit on `log_generation`.
 //! - `feed`: the opt-in `generation_logged` live feed, one notification per user per commit.
@@ -19,21 +23,26 @@
 //!
 //! Hand-written SQL lives in `sql/` and is ordered here:
 //! `bootstrap.sql` (install guard, Supabase stand-in), `schema.sql` (tables),
-//! `triggers.sql` (wiring Rust triggers to tables), `sketch.sql` (the sketch aggregate),
-//! `api.sql` (the public functions), `security.sql` (RLS, grants, self-check).
+//! `metadata.sql` (deep JSON redaction), `triggers.sql` (wiring Rust triggers to tables), `sketch.sql` (the sketch aggregate),
+//! `api.sql` (the public functions), `analytics.sql` (analytics views, exports, administrators'
+//! functions and their grants), `security.sql` (RLS, grants, self-check).
 
 use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
 mod access;
+mod analytics;
 mod alerts;
 mod budgets;
+mod dashboard;
 mod errors;
+mod export;
 mod feed;
 mod generators;
 mod ingest;
 mod logging;
+mod metadata;
 mod pricing;
 mod ranges;
 mod repricing;
@@ -59,7 +68,9 @@ extension_sql_file!(
 );
 extension_sql_file!("../sql/sketch.sql", name = "sketch", requires = [sketch::sketch_merge]);
 extension_sql_file!("../sql/alerts.sql", name = "alerts", requires = ["schema"]);
+extension_sql_file!("../sql/metadata.sql", name = "metadata");
 extension_sql_file!("../sql/api.sql", name = "api", requires = ["schema"]);
+extension_sql_file!("../sql/analytics.sql", name = "analytics", requires = ["schema"]);
 extension_sql_file!("../sql/security.sql", finalize);
 
 /// Required by `cargo pgrx test`.

@@ -9,7 +9,8 @@
 use crate::budgets;
 use crate::errors::{OrReport, Result, TelemetryError};
 use pgrx::prelude::*;
-use pgrx::{JsonB, Uuid};
+use crate::metadata::Jsonb;
+use pgrx::Uuid;
 
 const INSERT_LOG: &str = "
     INSERT INTO public.generation_logs
@@ -38,9 +39,10 @@ fn log_generation(
     success: Option<bool>,
     error_message: Option<&str>,
     prompt_length: Option<i32>,
-    metadata: Option<JsonB>,
+    metadata: Option<pgrx::Internal>,
     idempotency_key: Option<&str>,
 ) -> Uuid {
+    let metadata = Jsonb::from_arg(metadata);
     (|| -> Result<Uuid> {
         let user_id = user_id.ok_or(TelemetryError::NullArgument("user_id"))?;
         let generator = generator.ok_or(TelemetryError::NullArgument("generator"))?;
@@ -55,7 +57,7 @@ fn log_generation(
                     return row.get::<Uuid>(1)?.ok_or(TelemetryError::Internal("idempotency key without a log id"));
                 }
             }
-            budgets::enforce_hard_limit(user_id, generator, time_ms, success, metadata.as_ref().map(|m| &m.0))?;
+            budgets::enforce_hard_limit(user_id, generator, time_ms, success, metadata)?;
             // No row limit on writes: SPI stops a limited statement early and its AFTER
             // statement triggers, which maintain the rollups, would not run.
             let inserted = client.update(
@@ -68,7 +70,7 @@ fn log_generation(
                     success.into(),
                     error_message.into(),
                     prompt_length.into(),
-                    metadata.into(),
+                    Jsonb::arg(metadata),
                 ],
             )?;
             let log_id = inserted

@@ -11,11 +11,10 @@
 
 use crate::errors::{OrReport, Result, TelemetryError};
 use crate::generators;
+use crate::metadata::{self, Jsonb};
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, JsonB};
+use pgrx::AnyNumeric;
 use rust_decimal::{Decimal, RoundingStrategy};
-use serde_json::Value;
-use std::str::FromStr;
 
 /// Largest value of `numeric(10, 6)`.
 const MAX_COST: Decimal = Decimal::from_parts(1_409_065_407, 2, 0, false, 6); // 9999.999999
@@ -44,52 +43,10 @@ pub struct Usage {
     pub images: u64,
 }
 
-/// Metadata keys that carry billable counts.
-pub const METERED_KEYS: [&str; 5] =
-    ["input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "images"];
-
 impl Usage {
     /// Quantities from `time_ms` alone (the seed's `calculateCost(generator, timeMs)`).
     pub fn from_time(time_ms: i32) -> Self {
         Usage { time_ms: i64::from(time_ms), ..Usage::default() }
-    }
-
-    /// Quantities from `time_ms` and the counts found in `metadata`. Absent or null keys count
-    /// as 0; anything else must be a non-negative whole number.
-    pub fn from_metadata(time_ms: i32, metadata: Option<&Value>) -> Result<Self> {
-        let mut usage = Usage::from_time(time_ms);
-        let Some(Value::Object(fields)) = metadata else {
-            return Ok(usage);
-        };
-        for key in METERED_KEYS {
-            let count = match fields.get(key) {
-                None | Some(Value::Null) => 0,
-                Some(value) => whole_count(key, value)?,
-            };
-            match key {
-                "input_tokens" => usage.input_tokens = count,
-                "output_tokens" => usage.output_tokens = count,
-                "cache_read_tokens" => usage.cache_read_tokens = count,
-                "cache_write_tokens" => usage.cache_write_tokens = count,
-                _ => usage.images = count,
-            }
-        }
-        Ok(usage)
-    }
-}
-
-fn whole_count(key: &'static str, value: &Value) -> Result<u64> {
-    let bad = || TelemetryError::BadMeteredCount { key, value: value.to_string() };
-    match value {
-        Value::Number(n) => n
-            .as_u64()
-            .or_else(|| {
-                // 1200.0 is a whole number even though JSON spelled it with a fraction.
-                let exact = Decimal::from_str(&n.to_string()).ok()?;
-                (exact.fract().is_zero() && exact >= Decimal::ZERO).then(|| exact.trunc().to_string().parse().ok())?
-            })
-            .ok_or_else(bad),
-        _ => Err(bad()),
     }
 }
 
@@ -246,16 +203,16 @@ fn calculate_cost(generator: Option<&str>, time_ms: Option<i32>) -> AnyNumeric {
 fn calculate_cost_with_metadata(
     generator: Option<&str>,
     time_ms: Option<i32>,
-    metadata: Option<JsonB>,
+    metadata: Option<pgrx::Internal>,
 ) -> AnyNumeric {
-    cost_now(generator, time_ms, metadata.as_ref().map(|m| &m.0)).or_report()
+    cost_now(generator, time_ms, Jsonb::from_arg(metadata)).or_report()
 }
 
-fn cost_now(generator: Option<&str>, time_ms: Option<i32>, metadata: Option<&Value>) -> Result<AnyNumeric> {
+fn cost_now(generator: Option<&str>, time_ms: Option<i32>, metadata: Option<Jsonb>) -> Result<AnyNumeric> {
     let generator = required("generator", generator)?;
     let time_ms = required("time_ms", time_ms)?;
     crate::errors::ensure_non_negative("time_ms", Some(time_ms))?;
-    let usage = Usage::from_metadata(time_ms, metadata)?;
+    let usage = metadata::usage_of(time_ms, metadata)?;
     to_numeric(price_at(generator, None)?.cost(&usage, true)?)
 }
 
@@ -313,16 +270,6 @@ mod tests {
         let price = Price { per_second: Some(d("0.000001")), ..Price::default() };
         // 1500 ms at 0.000001/s = 0.0000015 -> 0.000002
         assert_eq!(price.cost(&Usage::from_time(1500), true).expect("cost"), d("0.000002"));
-    }
-
-    #[pg_test]
-    fn metadata_counts_must_be_whole_and_non_negative() {
-        let ok = serde_json::json!({"input_tokens": 12, "images": 2.0, "output_tokens": null});
-        let usage = Usage::from_metadata(5, Some(&ok)).expect("usage");
-        assert_eq!((usage.input_tokens, usage.images, usage.output_tokens), (12, 2, 0));
-        for bad in [serde_json::json!({"input_tokens": -1}), serde_json::json!({"images": 1.5}), serde_json::json!({"output_tokens": "12"})] {
-            assert!(Usage::from_metadata(5, Some(&bad)).is_err(), "{bad}");
-        }
     }
 
     #[pg_test]

@@ -5,14 +5,17 @@
 //! same statement, so statistics stay exact. Administrators only (enforced by grants).
 
 use crate::errors::{OrReport, Result, TelemetryError};
-use crate::pricing::{self, to_decimal, to_numeric, Usage};
+use crate::metadata::{metered_fields, usage_from_row};
+use crate::pricing::{self, to_decimal, to_numeric};
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, JsonB, Uuid};
+use pgrx::{AnyNumeric, Uuid};
 
-const ROWS_IN_RANGE: &str = "
-    SELECT id, generator, time_ms, success, metadata, created_at, cost
-      FROM public.generation_logs
-     WHERE created_at >= $1 AND created_at < $2";
+const ROWS_IN_RANGE: &str = concat!(
+    "SELECT id, generator, time_ms, success, created_at, cost, ",
+    metered_fields!("metadata"),
+    " FROM public.generation_logs
+     WHERE created_at >= $1 AND created_at < $2"
+);
 
 const WRITE_COSTS: &str = "
     UPDATE public.generation_logs g
@@ -43,12 +46,11 @@ fn reprice(since: Option<TimestampWithTimeZone>, until: Option<TimestampWithTime
             let generator = row.get::<String>(2)?.unwrap_or_default();
             let time_ms = row.get::<i32>(3)?.unwrap_or(0);
             let success = row.get::<bool>(4)?.unwrap_or(true);
-            let metadata = row.get::<JsonB>(5)?.map(|m| m.0);
-            let created_at = row.get::<TimestampWithTimeZone>(6)?
+            let created_at = row.get::<TimestampWithTimeZone>(5)?
                 .ok_or(TelemetryError::Internal("row without created_at"))?;
-            let stored = row.get::<AnyNumeric>(7)?.map(|n| to_decimal(&n)).transpose()?;
+            let stored = row.get::<AnyNumeric>(6)?.map(|n| to_decimal(&n)).transpose()?;
 
-            let usage = Usage::from_metadata(time_ms, metadata.as_ref())?;
+            let usage = usage_from_row(time_ms, &row, 7)?;
             let cost = book.price_at(&generator, created_at)?.cost(&usage, success)?;
             if stored != Some(cost) {
                 ids.push(id);
