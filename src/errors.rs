@@ -38,6 +38,9 @@ pub enum TelemetryError {
     #[error("budget exhausted: {spent} spent of the {period} hard limit {limit}")]
     BudgetExhausted { period: &'static str, spent: String, limit: String },
 
+    #[error("DROP EXTENSION aurora_telemetry would delete {0} logged generations")]
+    WouldDeleteLogs(i64),
+
     #[error("unknown user {0}")]
     UnknownUser(String),
 
@@ -84,6 +87,7 @@ impl TelemetryError {
             Self::InvalidArgument(_) => ERRCODE_INVALID_PARAMETER_VALUE,
             Self::IdempotencyRace => ERRCODE_T_R_SERIALIZATION_FAILURE,
             Self::UnknownUser(_) => ERRCODE_FOREIGN_KEY_VIOLATION,
+            Self::WouldDeleteLogs(_) => ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
             Self::BudgetExhausted { .. } => ERRCODE_CHECK_VIOLATION,
             Self::CostOverflow | Self::NotRepresentable(_) => ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
             Self::NoPrice { .. } => ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -100,6 +104,10 @@ impl TelemetryError {
                 Some(format!("Known generators: {}.", known.join(", ")))
             }
             Self::UnknownUser(_) => Some("user_id must be the id of a row in auth.users.".into()),
+            Self::WouldDeleteLogs(_) => Some(
+                "Keep them first (pg_dump -t public.generation_logs, or export_generation_logs_csv); DROP EXTENSION aurora_telemetry CASCADE drops them for good."
+                    .into(),
+            ),
             Self::NoPrice { .. } => Some(
                 "Every generator needs a row in aurora_telemetry.prices with effective_from at or before the call.".into(),
             ),

@@ -18,6 +18,7 @@
 //! - `dashboard`: `telemetry_dashboard_html`, a self-contained HTML page with SVG charts.
 //! - `alerts`: cost, error-rate, latency and anomaly alerts over pg_notify, once per window.
 //! - `budgets`: per-user limits, `check_budget` and the hard limit on `log_generation`.
+//! - `drop_guard`: refusing a plain DROP EXTENSION while the logs hold rows.
 //! - `feed`: the opt-in `generation_logged` live feed, one notification per user per commit.
 //! - `subtransaction`: containing a failure (alerting must never cost a logged row).
 //!
@@ -36,6 +37,7 @@ mod analytics;
 mod alerts;
 mod budgets;
 mod dashboard;
+mod drop_guard;
 mod errors;
 mod export;
 mod feed;
@@ -69,6 +71,7 @@ extension_sql_file!(
 extension_sql_file!("../sql/sketch.sql", name = "sketch", requires = [sketch::sketch_merge]);
 extension_sql_file!("../sql/alerts.sql", name = "alerts", requires = ["schema"]);
 extension_sql_file!("../sql/metadata.sql", name = "metadata");
+extension_sql_file!("../sql/guard.sql", name = "guard", requires = ["schema"]);
 extension_sql_file!("../sql/api.sql", name = "api", requires = ["schema"]);
 extension_sql_file!("../sql/analytics.sql", name = "analytics", requires = ["schema"]);
 extension_sql_file!("../sql/security.sql", finalize);

@@ -77,7 +77,8 @@ def test_on_supabase_dropping_the_extension_keeps_the_users(cluster):
         user = make_user(conn)
         log_generation(conn, user, "Claude")
 
-        conn.execute(f"drop extension {EXTENSION}")
+        # The logs go with the extension, so that must be said (see test_drop_guard.py).
+        conn.execute(f"drop extension {EXTENSION} cascade")
 
         assert scalar(conn, "select count(*) from auth.users where id = %s", [user]) == 1
         assert scalar(conn, "select to_regclass('public.generation_logs')") is None
