@@ -1,0 +1,11 @@
+-- The same generation through aurora_telemetry's API function log_generation(), as
+-- supabase.rpc('log_generation', ...) calls it. Client c logs for user :ubase + c.
+\set u :ubase + :client_id
+\set g random(1, 10)
+\set r random(1, 100)
+\set t random(400, 9000)
+\set p random(10, 2000)
+SELECT public.log_generation(('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid,
+        CASE WHEN :g <= 5 THEN 'Claude' WHEN :g <= 8 THEN 'Imagen-3' ELSE 'Midjourney' END,
+        :t, :r > 5, CASE WHEN :r <= 5 THEN 'API rate limit exceeded' END, :p,
+        '{"vibe": "serene", "resolution": "1024x1024"}');
