@@ -477,8 +477,10 @@ fn billing_usage(
                 let amount = row.get::<AnyNumeric>(4)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default();
                 let key = row.get::<String>(5)?.ok_or(TelemetryError::Internal("no idempotency key"))?;
                 let timestamp = row.get::<i64>(6)?.unwrap_or(0);
-                let micro = (amount * Decimal::from(1_000_000))
-                    .to_i64()
+                let micro_exact = amount * Decimal::from(1_000_000);
+                let micro = Some(micro_exact)
+                    .filter(|m| m.fract().is_zero())
+                    .and_then(|m| m.to_i64())
                     .ok_or_else(|| TelemetryError::NotRepresentable(amount.to_string()))?;
                 let event = json!({
                     "event_name": METER_EVENT_NAME,

@@ -151,7 +151,13 @@ fn stacked_bars(chart: &str, title: &str, columns: &[Column], series: &[String],
     for (i, column) in columns.iter().enumerate() {
         let x = left + slot * i as f64 + (slot - bar_w) / 2.0;
         let mut y = top + plot_h;
-        let _ = write!(svg, r#"<g class="column" data-bucket="{}">"#, escape(&column.label));
+        let _ = write!(
+            svg,
+            r#"<g class="column" data-bucket="{}"><title>{} · total {}</title>"#,
+            escape(&column.label),
+            escape(&column.label),
+            escape(&column.total_text)
+        );
         for (series_index, value, shown) in &column.parts {
             if *value <= 0.0 {
                 continue;
@@ -170,7 +176,7 @@ fn stacked_bars(chart: &str, title: &str, columns: &[Column], series: &[String],
                 escape(shown)
             );
         }
-        let _ = write!(svg, "<title>{} · total {}</title></g>", escape(&column.label), escape(&column.total_text));
+        svg.push_str("</g>");
         if i % label_every == 0 {
             let _ = write!(
                 svg,
