@@ -33,6 +33,20 @@ CREATE TRIGGER generation_logs_rollup_truncate
     AFTER TRUNCATE ON public.generation_logs
     FOR EACH STATEMENT EXECUTE FUNCTION aurora_telemetry.maintain_usage_rollups();
 
+-- Any change to the catalogs that every insert reads tells each backend to drop its copy
+-- (see src/catalog_cache.rs).
+ALTER FUNCTION aurora_telemetry.catalog_changed()
+    SET search_path = pg_catalog, pg_temp;
+CREATE TRIGGER prices_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aurora_telemetry.prices
+    FOR EACH STATEMENT EXECUTE FUNCTION aurora_telemetry.catalog_changed();
+CREATE TRIGGER generators_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aurora_telemetry.generators
+    FOR EACH STATEMENT EXECUTE FUNCTION aurora_telemetry.catalog_changed();
+CREATE TRIGGER settings_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON aurora_telemetry.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION aurora_telemetry.catalog_changed();
+
 -- Staged rollup deltas are applied at commit (see src/rollups.rs).
 CREATE CONSTRAINT TRIGGER pending_usage_deltas_apply
     AFTER INSERT ON aurora_telemetry.pending_usage_deltas

@@ -23,7 +23,7 @@ use crate::pricing::to_decimal;
 use crate::rollups::Flushed;
 use crate::settings::Settings;
 use crate::sketch::LatencySketch;
-use crate::{budgets, feed, subtransaction};
+use crate::{budgets, catalog_cache, feed, subtransaction};
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, JsonB, Uuid};
 use rust_decimal::Decimal;
@@ -67,7 +67,8 @@ impl Now {
 /// Evaluate alerts for one flush. Never raises: a failure is recorded and reported.
 pub fn evaluate(flushed: &Flushed) {
     let outcome = subtransaction::run(|| {
-        let settings = Settings::load()?;
+        let catalogs = catalog_cache::get()?;
+        let settings = &catalogs.settings;
         if restoring()? {
             return Ok(());
         }
@@ -79,10 +80,10 @@ pub fn evaluate(flushed: &Flushed) {
         }
         let now = Now::load()?;
         let mut actions = Vec::new();
-        cost_alerts(flushed, &settings, &now, &mut actions)?;
-        error_rate_alerts(flushed, &settings, &now, &mut actions)?;
-        latency_alerts(flushed, &settings, &now, &mut actions)?;
-        usage_anomalies(flushed, &settings, &now, &mut actions)?;
+        cost_alerts(flushed, settings, &now, &mut actions)?;
+        error_rate_alerts(flushed, settings, &now, &mut actions)?;
+        latency_alerts(flushed, settings, &now, &mut actions)?;
+        usage_anomalies(flushed, settings, &now, &mut actions)?;
         // One order for every transaction, so that racing claims cannot deadlock.
         actions.sort_by(|a, b| a.key().cmp(&b.key()));
         for action in actions {

@@ -8,6 +8,7 @@ use crate::access;
 use crate::errors::{OrReport, Result, TelemetryError};
 use crate::metadata::{self, Jsonb};
 use crate::pricing::{self, to_decimal, to_numeric, Usage};
+use crate::catalog_cache;
 use crate::settings::Settings;
 use pgrx::prelude::*;
 use pgrx::{AnyNumeric, Uuid};
@@ -92,8 +93,7 @@ pub fn enforce_hard_limit(
     success: bool,
     metadata: Option<Jsonb>,
 ) -> Result<()> {
-    let settings = Settings::load()?;
-    let limits = Limits::of(user_id, &settings)?;
+    let limits = Limits::of(user_id, &catalog_cache::get()?.settings)?;
     if !limits.hard {
         return Ok(());
     }
@@ -137,7 +137,7 @@ fn check_budget(
 > {
     let row = (|| -> Result<_> {
         let user_id = access::readable_user(user_id)?;
-        let limits = Limits::of(user_id, &Settings::load()?)?;
+        let limits = Limits::of(user_id, &catalog_cache::get()?.settings)?;
         let spend = Spend::of(user_id)?;
         let next = match generator {
             Some(generator) => Some(pricing::price_at(generator, None)?.cost(&Usage::default(), true)?),

@@ -10,20 +10,17 @@ use pgrx::prelude::*;
 /// Succeeds when `name` is in the catalog; otherwise an `UnknownGenerator` error listing the
 /// known names.
 pub fn ensure_known(name: &str) -> Result<()> {
-    let known = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM aurora_telemetry.generators WHERE name = $1)",
-        &[name.into()],
-    )?;
-    if known == Some(true) {
+    let catalogs = crate::catalog_cache::get()?;
+    if catalogs.is_known_generator(name) {
         return Ok(());
     }
-    Err(TelemetryError::UnknownGenerator { name: name.to_owned(), known: known_names()? })
+    Err(TelemetryError::UnknownGenerator { name: name.to_owned(), known: catalogs.generators.clone() })
 }
 
-/// All catalog names, sorted, for error details.
+/// All catalog names, sorted (byte order, as `catalog_cache` searches them).
 pub fn known_names() -> Result<Vec<String>> {
     let names = Spi::get_one::<Vec<String>>(
-        "SELECT COALESCE(pg_catalog.array_agg(name ORDER BY name), '{}') FROM aurora_telemetry.generators",
+        "SELECT COALESCE(pg_catalog.array_agg(name ORDER BY name COLLATE \"C\"), '{}') FROM aurora_telemetry.generators",
     )?;
     Ok(names.unwrap_or_default())
 }

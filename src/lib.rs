@@ -17,6 +17,7 @@
 //! - `export`: `export_generation_logs_csv`.
 //! - `dashboard`: `telemetry_dashboard_html`, a self-contained HTML page with SVG charts.
 //! - `alerts`: cost, error-rate, latency and anomaly alerts over pg_notify, once per window.
+//! - `catalog_cache`: a per-backend copy of prices, generators and settings, invalidated on change.
 //! - `budgets`: per-user limits, `check_budget` and the hard limit on `log_generation`.
 //! - `drop_guard`: refusing a plain DROP EXTENSION while the logs hold rows.
 //! - `feed`: the opt-in `generation_logged` live feed, one notification per user per commit.
@@ -36,6 +37,7 @@ mod access;
 mod analytics;
 mod alerts;
 mod budgets;
+mod catalog_cache;
 mod dashboard;
 mod drop_guard;
 mod errors;
@@ -65,6 +67,7 @@ extension_sql_file!(
         ingest::prepare_generation_log,
         rollups::maintain_usage_rollups,
         rollups::apply_pending_usage_deltas,
+        catalog_cache::catalog_changed,
         settings::setting_is_valid
     ]
 );

@@ -10,7 +10,7 @@
 //! places, the scale of `generation_logs.cost`.
 
 use crate::errors::{OrReport, Result, TelemetryError};
-use crate::generators;
+use crate::{catalog_cache, generators};
 use crate::metadata::{self, Jsonb};
 use pgrx::prelude::*;
 use pgrx::AnyNumeric;
@@ -92,15 +92,6 @@ macro_rules! rate_columns {
     };
 }
 
-const PRICE_IN_FORCE: &str = concat!(
-    "SELECT ",
-    rate_columns!(),
-    " FROM aurora_telemetry.prices
-     WHERE generator = $1 AND effective_from <= $2
-     ORDER BY effective_from DESC
-     LIMIT 1"
-);
-
 const ALL_PRICES: &str = concat!(
     "SELECT generator, effective_from, ",
     rate_columns!(),
@@ -124,20 +115,16 @@ fn price_from_row(row: &pgrx::spi::SpiHeapTupleData<'_>, first: usize) -> Result
     })
 }
 
-/// The catalog price of `generator` in force at `at` (now when `None`).
+/// The catalog price of `generator` in force at `at` (the transaction's start when `None`),
+/// from the per-backend copy of the catalog.
 pub fn price_at(generator: &str, at: Option<TimestampWithTimeZone>) -> Result<Price> {
     let at = match at {
         Some(at) => at,
-        None => Spi::get_one::<TimestampWithTimeZone>("SELECT pg_catalog.now()")?
-            .ok_or(TelemetryError::Internal("now() returned NULL"))?,
+        // SAFETY: reads the current transaction's start time, which now() returns.
+        None => TimestampWithTimeZone::try_from(unsafe { pg_sys::GetCurrentTransactionStartTimestamp() })
+            .map_err(|_| TelemetryError::Internal("transaction start out of range"))?,
     };
-    Spi::connect(|client| {
-        let rows = client.select(PRICE_IN_FORCE, Some(1), &[generator.into(), at.into()])?;
-        match rows.into_iter().next() {
-            Some(row) => price_from_row(&row, 1),
-            None => Err(no_price(generator, at)),
-        }
-    })
+    catalog_cache::get()?.price_at(generator, at)
 }
 
 /// Why there is no price: an unknown generator, or a known one without a price at `at`.

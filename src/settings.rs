@@ -160,6 +160,12 @@ impl Settings {
         value.as_number().and_then(|n| Decimal::from_str(&n.to_string()).ok())
     }
 
+    pub fn redacted_metadata_keys(&self) -> Vec<String> {
+        self.value(&REDACTED_METADATA_KEYS)
+            .as_array()
+            .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    }
     pub fn realtime_feed(&self) -> bool {
         self.value(&REALTIME_FEED).as_bool().unwrap_or(false)
     }
@@ -209,17 +215,9 @@ impl Settings {
     }
 }
 
-/// Typed accessor for [`REDACTED_METADATA_KEYS`], read on its own on the insert path.
+/// Typed accessor for [`REDACTED_METADATA_KEYS`], from the per-backend catalog copy.
 pub fn redacted_metadata_keys() -> Result<Vec<String>> {
-    let stored = Spi::get_one_with_args::<JsonB>(
-        "SELECT (SELECT value FROM aurora_telemetry.settings WHERE name = $1)",
-        &[REDACTED_METADATA_KEYS.name.into()],
-    )?;
-    let value = stored.map(|v| v.0).unwrap_or_else(REDACTED_METADATA_KEYS.default);
-    Ok(value
-        .as_array()
-        .map(|keys| keys.iter().filter_map(|k| k.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default())
+    Ok(crate::catalog_cache::get()?.settings.redacted_metadata_keys())
 }
 
 /// Used by the CHECK constraint on `aurora_telemetry.settings`: a known name and a value of

@@ -153,3 +153,22 @@ def test_anon_may_not_even_price(conn):
             cur.execute("select calculate_cost('Claude', 1)")
     with as_role(conn, "authenticated", sub=uuid.uuid4()) as cur:
         assert scalar(cur, "select calculate_cost('Claude', 1)") == Decimal("0.015")
+
+
+def test_a_price_change_reaches_sessions_that_already_priced_calls(db, conn):
+    """Each backend keeps a copy of the catalogs; a committed change must reach it."""
+    with db.connect() as other:
+        assert scalar(other, "select calculate_cost('Midjourney', 1)") == Decimal("0.06")
+        conn.execute("""insert into aurora_telemetry.prices (generator, effective_from, per_generation)
+                        values ('Midjourney', now() - interval '1 second', 0.07)""")
+        try:
+            assert scalar(other, "select calculate_cost('Midjourney', 1)") == Decimal("0.07")
+            conn.execute("insert into aurora_telemetry.generators (name) values ('Brand-New')")
+            conn.execute("insert into aurora_telemetry.prices (generator, effective_from) values ('Brand-New', '-infinity')")
+            assert scalar(other, "select calculate_cost('Brand-New', 1)") == Decimal("0")
+        finally:
+            conn.execute("delete from aurora_telemetry.prices where not builtin")
+            conn.execute("delete from aurora_telemetry.generators where not builtin")
+        assert scalar(other, "select calculate_cost('Midjourney', 1)") == Decimal("0.06")
+        with raises_pg_error("22023", 'unknown generator "Brand-New"'):
+            other.execute("select calculate_cost('Brand-New', 1)")
