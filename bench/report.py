@@ -165,8 +165,10 @@ def data_section(r, f):
     return (f"Every design holds the same rows (a deterministic generator, `bench/sql/common.sql`): {desc}. "
             f"History is spread over the last {sz['history_days']} days (busier 08:00-22:00 UTC; 50% Claude, "
             "30% Imagen-3, 20% Midjourney; 5% failures), the insert workloads' users have their rows "
-            "earlier today. Rows are inserted with `INSERT ... SELECT` in batches of "
-            f"{sz['load_batch']:,} rows, one transaction each. aurora_telemetry's rows go through all its triggers "
+            "earlier today. Rows are inserted with `INSERT ... SELECT`, one transaction per batch of consecutive rows "
+            f"(a stretch of days each: a tenth of a statistics user's history, {sz.get('background_batch', 0):,} "
+            "rows of the background users), on as many connections as there are cores. "
+            "aurora_telemetry's rows go through all its triggers "
             "(validation, pricing, rollups, alerts at each commit), so its rollups are built by the load itself. "
             "The Seed is loaded with its alert trigger disabled: it keeps no state, only notifies, and summing "
             "the user's day for each of a million rows would take hours.\n\n"
@@ -188,6 +190,9 @@ def insert_section(r, f):
             rows.append((f"0, via `log_generation()`", clients, fmt_int(b), fmt_int(s), fmt_int(a), fmt_x(ratio(a, b)),
                          fmt_x(ratio(a, s)), fmt_x(ratio(s, b))))
     mode = (f"{sz['insert_seconds']} s" if sz["insert_seconds"] else f"{sz['insert_transactions']} transactions per client")
+    repeats = sz.get("insert_repeats", 1)
+    if repeats > 1:
+        mode += f" per run, the best of {repeats} runs"
     grown = [run["rows_today_after"] - run["level"] for run in r["inserts"] if run["how"] == "INSERT"]
     lat = []
     for d in DESIGNS:
@@ -205,6 +210,25 @@ def insert_section(r, f):
             + f"\n\nMean latency of one INSERT at 1 client, 0 rows today: {', '.join(lat)}. "
             f"A run adds up to {max(grown) if grown else 0:,} rows to its users' day; *rows/user today* is the count at the start.")
     return text
+
+
+def decomposition_section(r, f):
+    steps = [("Bare (no triggers)", f.insert("bare", 0, 1)),
+             ("aurora_telemetry, row trigger only (validate, redact, price)", f.insert("aurora", 0, 1, "row trigger only")),
+             ("… + rollups (alerts_enabled = false)", f.insert("aurora", 0, 1, "alerts off")),
+             ("… + alerts: aurora_telemetry as installed", f.insert("aurora", 0, 1))]
+    if any(run is None for _, run in steps):
+        return "Not measured."
+    rows, previous = [], None
+    for name, run in steps:
+        ms = 1000.0 / run["tps"]
+        rows.append((name, fmt_int(run["tps"]), fmt_ms(ms), "–" if previous is None else f"+{fmt_ms(ms - previous)}"))
+        previous = ms
+    return ("The 1-client, 0 rows/user today INSERT run again with parts of aurora_telemetry switched off "
+            "(in the benchmark database only, restored afterwards): first alerts (the `alerts_enabled` setting), then "
+            "also the rollup triggers, leaving the row trigger that validates, redacts and prices each row. "
+            "*ms per INSERT* is 1 / tps, client round trip included.\n\n"
+            + table(["what runs", "tps", "ms per INSERT", "added by this step (ms)"], rows))
 
 
 def concurrency_section(r, f):
@@ -245,6 +269,29 @@ def bulk_section(r, f):
     return (f"One `INSERT ... SELECT` of {b0['rows']:,} rows for {b0['users']} users ({b0['rows'] // b0['users']:,} "
             f"each, `created_at = now()`), committed; median of {b0['reps']} (each on new users).\n\n"
             + table(["design", "ms", "rows/s", "time vs Bare", "peak RSS (MB)", "peak private (MB)"], rows))
+
+
+def backfill_section(r, f):
+    if not r.get("backfill"):
+        return "Not measured."
+    sizes = sorted({b["rows"] for b in r["backfill"]})
+    get = {(b["design"], b["rows"]): b["seconds"] for b in r["backfill"]}
+    rows = []
+    for n in sizes:
+        cells = []
+        for d in DESIGNS:
+            sec = get.get((d, n))
+            cells.append("–" if sec is None else f"{sec * 1000:,.0f} ({sec * 1e6 / n:,.0f})")
+        rows.append((f"{n:,}", *cells, fmt_x(ratio(get.get(("aurora", n)), get.get(("bare", n))))))
+    first, last = sizes[0], sizes[-1]
+    growth = ratio(get.get(("aurora", last)), get.get(("aurora", first)))
+    return ("One `INSERT ... SELECT` of *n* rows for one user, each row in an hour of its own going back from now, "
+            "committed: what a backfill of history, or restoring `generation_logs` with `pg_restore` (one COPY per "
+            "table), asks of the rollups. Milliseconds, and in brackets microseconds per row.\n\n"
+            + table(["rows (= distinct hours)", "Bare ms (µs/row)", "Seed ms (µs/row)", "aurora ms (µs/row)", "aurora vs Bare"], rows)
+            + (f"\n\n{last // first}x the rows took aurora_telemetry {fmt_x(growth)} the time"
+               + (": the cost per row grows with the number of distinct keys in the transaction." if growth and growth > 1.3 * last / first else ".")
+               if growth else ""))
 
 
 def stats_section(r, f):
@@ -360,9 +407,12 @@ def checks_section(r):
     if not bad:
         return (f"Before timing anything, the harness asks all three designs the same questions for every statistics "
                 f"user ({', '.join(kinds)}; counts, costs and averages, per generator and bucket) and compares the "
-                f"answers: all {len(checks)} comparisons are identical, so the designs are timed doing the same work.")
+                "answers; after the workloads, which delete what they inserted (aurora_telemetry subtracts it from its "
+                "rollups), it asks again, also for the users the insert workloads and the bulk insert wrote for. "
+                f"All {len(checks)} comparisons are identical: the designs are timed doing the same work, and "
+                "aurora_telemetry's rollups stayed exact through every workload.")
     return (f"**{len(bad)} of {len(checks)} comparisons differ** between the designs:\n\n"
-            + "\n".join(f"- {c['rows']:,} rows, {c['what']}: `{c['detail']}`" for c in bad))
+            + "\n".join(f"- {c.get('when', '')}: {c.get('user', c.get('rows'))}, {c['what']}: `{c['detail']}`" for c in bad))
 
 
 def statement_table(prof, per_unit, client_marker, limit=14):
@@ -450,8 +500,10 @@ def render(results):
     parts += [
         "## Data and load\n\n" + data_section(r, f),
         "## Insert throughput\n\n" + insert_section(r, f),
+        "## Where aurora_telemetry's INSERT time goes\n\n" + decomposition_section(r, f),
         "## Eight concurrent writers\n\n" + concurrency_section(r, f),
         "## Bulk insert\n\n" + bulk_section(r, f),
+        "## Backfill\n\n" + backfill_section(r, f),
         "## Statistics latency\n\n" + stats_section(r, f),
         "## Peak backend memory\n\n" + memory_section(r, f),
         "## Size on disk\n\n" + size_section(r, f),

@@ -13,13 +13,14 @@ create function bench.rnd(i bigint, k integer) returns float8
 language sql immutable parallel safe
 as $$ select (pg_catalog.hashint8(i * 64 + k)::bigint + 2147483648) / 4294967296.0 $$;
 
--- Generation rows number row_from .. row_to - 1 of a stream, for users first_user ..
--- first_user + n_users - 1 (round robin),
--- with created_at in [t_from, t_to): a uniform day, then an hour of day that is busier from
--- 08:00 to 22:00 UTC (80% of calls). Generators 50% Claude, 30% Imagen-3, 20% Midjourney;
--- 5% failures; latency spread by generator; cost as the seed's app computes it (its
--- per-generation price; failed calls 0, as aurora_telemetry prices them).
-create function bench.rows(first_user integer, n_users integer, row_from bigint, row_to bigint,
+-- Generation rows number row_from .. row_to - 1 of a stream of n_total rows, for users
+-- first_user .. first_user + n_users - 1 (round robin), in time order: row i falls on the day
+-- at position i / n_total of [t_from, t_to), so a batch of consecutive rows covers a stretch
+-- of days, as logs arrive; within a day, 80% of calls fall between 08:00 and 22:00 UTC (a
+-- range shorter than a day is filled evenly). Generators 50% Claude, 30% Imagen-3, 20%
+-- Midjourney; 5% failures; latency spread by generator; cost as the seed's app computes it
+-- (its per-generation price; failed calls 0, as aurora_telemetry prices them).
+create function bench.rows(first_user integer, n_users integer, row_from bigint, row_to bigint, n_total bigint,
                            t_from timestamptz, t_to timestamptz, stream integer)
 returns table (user_id uuid, generator text, time_ms integer, cost numeric(10, 6),
                prompt_length integer, success boolean, error_message text, metadata jsonb,
@@ -37,7 +38,8 @@ as $$
                 else '{"vibe": "serene", "resolution": "1024x1024"}'::jsonb end,
            t.at
       from pg_catalog.generate_series(row_from, row_to - 1) as s(i)
-     cross join lateral (select bench.rnd(i + stream * 1000000000000, 4) >= 0.05 as ok) as f
+     cross join lateral (select bench.rnd(i + stream * 1000000000000, 4) >= 0.05 as ok,
+                                (i + bench.rnd(i + stream * 1000000000000, 5)) / n_total as pos) as f
      cross join lateral (
             select case when r < 0.5 then 'Claude' when r < 0.8 then 'Imagen-3' else 'Midjourney' end as name,
                    case when r < 0.5 then (400 + 4600 * q * q)::integer
@@ -49,9 +51,11 @@ as $$
             ) as g
      cross join lateral (
             select greatest(t_from, least(t_to - interval '1 microsecond',
-                       pg_catalog.date_trunc('day', t_from + (t_to - t_from) * bench.rnd(i + stream * 1000000000000, 5), 'UTC')
-                       + case when bench.rnd(i + stream * 1000000000000, 6) < 0.8
-                              then interval '8 hours' + interval '14 hours' * bench.rnd(i + stream * 1000000000000, 7)
-                              else interval '24 hours' * bench.rnd(i + stream * 1000000000000, 7) end)) as at
+                   case when t_to - t_from <= interval '1 day' then t_from + (t_to - t_from) * f.pos
+                        else pg_catalog.date_trunc('day', t_from + (t_to - t_from) * f.pos, 'UTC')
+                             + case when bench.rnd(i + stream * 1000000000000, 6) < 0.8
+                                    then interval '8 hours' + interval '14 hours' * bench.rnd(i + stream * 1000000000000, 7)
+                                    else interval '24 hours' * bench.rnd(i + stream * 1000000000000, 7) end
+                   end)) as at
             ) as t
 $$;
