@@ -663,6 +663,20 @@ class Bench:
 
         prof["stats"] = self.statement_profile("aurora", stats_run)
 
+        # What planning costs get_user_usage_stats: its inner query parsed and planned at
+        # every call (as the extension's SPI call does) against a kept plan.
+        big_user = STATS_USER + len(sz.stats_sizes) - 1
+        planning = {}
+        for key, script, mode in (("function", "aurora_stats.sql", "prepared"),
+                                  ("inner_planned_each_call", "aurora_stats_inner.sql", "simple"),
+                                  ("inner_cached_plan", "aurora_stats_inner.sql", "prepared")):
+            cmd = [str(PGBIN / "pgbench"), "-h", self.args.host, "-p", str(self.args.port), "-U", "postgres",
+                   "-n", "-M", mode, "-c", "1", "-D", f"u={big_user}", "-f", str(PGBENCH_SCRIPTS / script)]
+            cmd += ["-T", "3"] if not self.smoke else ["-t", "50"]
+            out = subprocess.run(cmd + [DBNAME["aurora"]], capture_output=True, text=True, check=True).stdout
+            planning[key] = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
+        prof["stats_planning"] = planning
+
         # 3. EXPLAIN ANALYZE of the seed's statistics for the largest user, and of the
         #    seed trigger's query at the top insert level.
         with self.cluster.connect(DBNAME["seed"], user="bench_user") as conn:

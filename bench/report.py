@@ -181,19 +181,20 @@ def insert_section(r, f):
     for level in sz["insert_levels"]:
         for clients in sz["insert_clients"]:
             b, s, a = (f.tps(d, level, clients) for d in DESIGNS)
+            end = "/".join(fmt_int((f.insert(d, level, clients) or {}).get("rows_today_after")) for d in DESIGNS)
             rows.append((f"{level:,}", clients, fmt_int(b), fmt_int(s), fmt_int(a), fmt_x(ratio(a, b)),
-                         fmt_x(ratio(a, s)), fmt_x(ratio(s, b))))
+                         fmt_x(ratio(a, s)), fmt_x(ratio(s, b)), end))
     for clients in sz["insert_clients"]:
         a = f.tps("aurora", 0, clients, "log_generation()")
         if a is not None:
             b, s = f.tps("bare", 0, clients), f.tps("seed", 0, clients)
+            end = fmt_int(f.insert("aurora", 0, clients, "log_generation()").get("rows_today_after"))
             rows.append((f"0, via `log_generation()`", clients, fmt_int(b), fmt_int(s), fmt_int(a), fmt_x(ratio(a, b)),
-                         fmt_x(ratio(a, s)), fmt_x(ratio(s, b))))
+                         fmt_x(ratio(a, s)), fmt_x(ratio(s, b)), f"–/–/{end}"))
     mode = (f"{sz['insert_seconds']} s" if sz["insert_seconds"] else f"{sz['insert_transactions']} transactions per client")
     repeats = sz.get("insert_repeats", 1)
     if repeats > 1:
         mode += f" per run, the best of {repeats} runs"
-    grown = [run["rows_today_after"] - run["level"] for run in r["inserts"] if run["how"] == "INSERT"]
     lat = []
     for d in DESIGNS:
         run = f.insert(d, 0, 1)
@@ -206,9 +207,12 @@ def insert_section(r, f):
             "computed; aurora_telemetry prices the row itself. The last rows use aurora_telemetry's API function "
             "instead of a plain INSERT.\n\n"
             + table(["rows/user today", "clients", "Bare tps", "Seed tps", "aurora tps", "aurora/Bare", "aurora/Seed",
-                     "Seed/Bare"], rows)
+                     "Seed/Bare", "client 0's rows today at the end (B/S/a)"], rows)
             + f"\n\nMean latency of one INSERT at 1 client, 0 rows today: {', '.join(lat)}. "
-            f"A run adds up to {max(grown) if grown else 0:,} rows to its users' day; *rows/user today* is the count at the start.")
+            "*rows/user today* is the count at the start of a run; the run's own inserts add to it (last column), "
+            "and the Seed's trigger sums all of them at every insert, so even its '0' runs slow down as they go. "
+            "Once a user's day passes $10.00 the Seed's trigger also sends a `cost_alert` notification at every "
+            "insert; aurora_telemetry sends one per day and level.")
     return text
 
 
@@ -460,6 +464,16 @@ def profile_section(r, f):
     if st:
         out.append(f"**What one `get_user_usage_stats` call costs in aurora_telemetry** for the "
                    f"{f.sz['stats_sizes'][-1]:,}-row user:\n\n" + statement_table(st, "call", "public.get_user_usage_stats", limit=6))
+    sp = p.get("stats_planning")
+    if sp:
+        out.append("**How much of `get_user_usage_stats` is planning.** Its inner query (copied from `src/stats.rs` "
+                   "into `bench/pgbench/aurora_stats_inner.sql`, all-time range) run by pgbench for the same user: "
+                   "parsed and planned at every call as the extension's SPI call does today (`-M simple`), and with "
+                   "a kept plan (`-M prepared`); mean latency, client round trip included:\n\n"
+                   + table(["what", "ms per call"], [
+                       ("`get_user_usage_stats(user, null, null)` as installed", fmt_ms(sp["function"])),
+                       ("its inner query, parsed and planned every call", fmt_ms(sp["inner_planned_each_call"])),
+                       ("its inner query with a kept plan", fmt_ms(sp["inner_cached_plan"]))]))
     if p.get("seed_trigger_plan"):
         out.append("**The Seed trigger's query** for a user with "
                    f"{f.sz['insert_levels'][-1]:,} rows today (`EXPLAIN ANALYZE`):\n\n```\n"
