@@ -133,7 +133,9 @@ COMMENT ON TABLE aurora_telemetry.usage_rollups IS
 -- locks only for the moment of its commit, and always takes them in the same order as every
 -- other transaction: concurrent writers cannot deadlock, however many statements and users
 -- each transaction has. Another transaction's rows here are never visible: they are deleted
--- by the transaction that staged them, before it commits.
+-- by the transaction that staged them, before it commits, except where a transaction at
+-- REPEATABLE READ or SERIALIZABLE could not apply them (src/rollups.rs): such rows stay here,
+-- count in every statistic, and are applied by the next flush that can.
 CREATE TABLE aurora_telemetry.pending_usage_deltas (
     user_id        uuid NOT NULL,
     level          text NOT NULL,
@@ -144,7 +146,8 @@ CREATE TABLE aurora_telemetry.pending_usage_deltas (
     total_cost     numeric NOT NULL,
     total_time_ms  bigint NOT NULL,
     latency_sketch bytea NOT NULL,
-    new_calls      boolean NOT NULL DEFAULT true  -- false: rows re-added by an UPDATE
+    new_calls      boolean NOT NULL DEFAULT true,  -- false: rows re-added by an UPDATE
+    claimed_by     integer                         -- the backend applying the row right now
 );
 
 -- What the statistics read: the committed rollups plus this transaction's own pending

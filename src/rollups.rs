@@ -61,6 +61,14 @@ macro_rules! stage {
     };
 }
 
+/// Take the staged rows this flush will apply: this transaction's own, and any that earlier
+/// transactions committed without applying (see [`apply_pending_usage_deltas`]), unless
+/// another flush holds them right now. Later statements read only the claimed rows.
+const CLAIM_STAGED: &str = "
+    UPDATE aurora_telemetry.pending_usage_deltas AS p
+       SET claimed_by = pg_catalog.pg_backend_pid()
+     WHERE p.ctid = ANY (ARRAY(SELECT q.ctid FROM aurora_telemetry.pending_usage_deltas q FOR UPDATE SKIP LOCKED))";
+
 const STAGE_INSERTED_ROWS: &str = stage!("aurora_new_rows", "true");
 const STAGE_UPDATED_ROWS: &str = stage!("aurora_new_rows", "false");
 
@@ -70,7 +78,7 @@ const STAGED_CALLS: &str = "
     SELECT user_id, generator, bucket_start, pg_catalog.sum(generations)::bigint,
            pg_catalog.sum(successful)::bigint, pg_catalog.sum(total_cost)
       FROM aurora_telemetry.pending_usage_deltas
-     WHERE level = 'hour' AND new_calls
+     WHERE level = 'hour' AND new_calls AND claimed_by = pg_catalog.pg_backend_pid()
      GROUP BY user_id, generator, bucket_start
      ORDER BY user_id, generator, bucket_start";
 
@@ -78,14 +86,14 @@ const STAGED_CALLS: &str = "
 const STAGED_SPEND: &str = "
     SELECT user_id, level, bucket_start, pg_catalog.sum(total_cost)
       FROM aurora_telemetry.pending_usage_deltas
-     WHERE level IN ('day', 'month')
+     WHERE level IN ('day', 'month') AND claimed_by = pg_catalog.pg_backend_pid()
      GROUP BY user_id, level, bucket_start";
 
 const APPLY_SPEND: &str = "
     INSERT INTO aurora_telemetry.spend_totals AS s (user_id, period, period_start, total_cost, generations)
     SELECT user_id, level, bucket_start, pg_catalog.sum(total_cost), pg_catalog.sum(generations)
       FROM aurora_telemetry.pending_usage_deltas
-     WHERE level IN ('day', 'month')
+     WHERE level IN ('day', 'month') AND claimed_by = pg_catalog.pg_backend_pid()
      GROUP BY user_id, level, bucket_start
      ORDER BY user_id, level, bucket_start
     ON CONFLICT (user_id, period, period_start) DO UPDATE SET
@@ -101,7 +109,7 @@ const APPLY_GENERATOR_HOURS: &str = "
            pg_catalog.sum(generations), pg_catalog.sum(generations - successful),
            pg_catalog.sum(total_time_ms), aurora_telemetry.sketch_union(latency_sketch)
       FROM aurora_telemetry.pending_usage_deltas
-     WHERE level = 'hour' AND new_calls
+     WHERE level = 'hour' AND new_calls AND claimed_by = pg_catalog.pg_backend_pid()
      GROUP BY generator, bucket_start
      ORDER BY generator, bucket_start
     ON CONFLICT (generator, hour_start, slot) DO UPDATE SET
@@ -110,10 +118,12 @@ const APPLY_GENERATOR_HOURS: &str = "
         total_time_ms  = g.total_time_ms + EXCLUDED.total_time_ms,
         latency_sketch = aurora_telemetry.sketch_merge(g.latency_sketch, EXCLUDED.latency_sketch)";
 
-/// Everything this transaction staged, in one statement sorted by key. Other transactions'
-/// staged rows are invisible here, so only this transaction's are taken.
+/// Everything claimed, in one statement sorted by key.
 const APPLY_ROLLUPS: &str = "
-    WITH staged AS (DELETE FROM aurora_telemetry.pending_usage_deltas RETURNING *)
+    WITH staged AS (
+        DELETE FROM aurora_telemetry.pending_usage_deltas
+         WHERE claimed_by = pg_catalog.pg_backend_pid()
+        RETURNING *)
     INSERT INTO aurora_telemetry.usage_rollups AS r
         (user_id, level, bucket_start, generator, generations, successful, total_cost, total_time_ms, latency_sketch)
     SELECT user_id, level, bucket_start, generator, pg_catalog.sum(generations), pg_catalog.sum(successful),
@@ -199,6 +209,7 @@ pub struct Flushed {
 /// Apply everything this transaction staged; `None` when nothing was staged.
 pub fn flush() -> errors::Result<Option<Flushed>> {
     Spi::connect_mut(|client| {
+        client.update(CLAIM_STAGED, None, &[])?;
         let mut calls = Vec::new();
         for row in client.select(STAGED_CALLS, None, &[])? {
             calls.push(NewCalls {
@@ -296,10 +307,29 @@ fn maintain(trigger: &PgTrigger<'_>) -> errors::Result<()> {
     })
 }
 
-/// Apply the staged deltas (an error here fails the transaction: rollups must stay exact),
-/// then evaluate alerts on what changed (an error there is reported, never fatal).
+/// Apply the staged deltas, then evaluate alerts on what changed (an error there is
+/// reported, never fatal).
+///
+/// At READ COMMITTED an error applying the deltas fails the transaction: rollups must stay
+/// exact. At REPEATABLE READ or SERIALIZABLE, the upserts would fail with a serialization
+/// error whenever another transaction changed the same rollup rows after this snapshot was
+/// taken; there the attempt runs in a subtransaction, and if it fails the deltas simply stay
+/// staged and commit with the rows: statistics and budgets count staged deltas too, and the
+/// next flush that can apply them does.
 fn apply_staged_and_alert() {
-    if let Some(flushed) = flush().or_report() {
+    // SAFETY: reads the current transaction's isolation level.
+    let snapshot_isolation = unsafe { pg_sys::XactIsoLevel } >= pg_sys::XACT_REPEATABLE_READ as i32;
+    let flushed = if snapshot_isolation {
+        let mut applied = None;
+        let attempt = crate::subtransaction::run(std::panic::AssertUnwindSafe(|| {
+            applied = flush()?;
+            Ok(())
+        }));
+        attempt.ok().and(applied)
+    } else {
+        flush().or_report()
+    };
+    if let Some(flushed) = flushed {
         alerts::evaluate(&flushed);
     }
 }
