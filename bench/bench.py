@@ -491,16 +491,16 @@ class Bench:
                 "select count(*) from public.generation_logs where user_id = bench.uid(%s) and created_at >= %s",
                 (user, self.day_start)).fetchone()[0]
 
-    def insert_run(self, design, script_name, clients, ubase, extra):
-        """The best of `insert_repeats` pgbench runs, each from the loaded state: other work on
-        the machine can only slow a run down."""
-        tries = []
-        for _ in range(self.sz.insert_repeats):
-            self.reset(design)
-            run = self.pgbench(design, script_name, clients, ubase)
-            run["rows_today_after"] = self.rows_today(design, ubase)
-            tries.append(run)
-        best = max(tries, key=lambda t: t["tps"])
+    def one_insert_run(self, design, script_name, clients, ubase):
+        self.reset(design)
+        run = self.pgbench(design, script_name, clients, ubase)
+        run["rows_today_after"] = self.rows_today(design, ubase)
+        return run
+
+    def keep_best(self, design, clients, extra, tries):
+        """The best of the runs of one configuration: other work on the machine can only slow
+        a run down."""
+        best = dict(max(tries, key=lambda t: t["tps"]))
         best.update(extra)
         best.update({"design": design, "clients": clients, "all_tps": [t["tps"] for t in tries]})
         self.r.inserts.append(best)
@@ -508,15 +508,28 @@ class Bench:
             f"{best['tps']:.0f} tps (runs: {', '.join(f'{t:.0f}' for t in best['all_tps'])}), {best['latency_ms']:.3f} ms")
         return best
 
+    def insert_run(self, design, script_name, clients, ubase, extra):
+        tries = [self.one_insert_run(design, script_name, clients, ubase) for _ in range(self.sz.insert_repeats)]
+        return self.keep_best(design, clients, extra, tries)
+
     def measure_inserts(self, design):
+        """Each configuration starts from the loaded state. The configurations run in passes
+        (all of them, then all again, the second pass in reverse order), so that whatever
+        drifts during the phase does not favour the ones that happen to run late."""
         script = "insert_priced.sql" if design == "aurora" else "insert_app_cost.sql"
-        runs = [(i, level, script, "INSERT") for i, level in enumerate(self.sz.insert_levels)]
+        configs = [(i, level, script, "INSERT", clients)
+                   for i, level in enumerate(self.sz.insert_levels) for clients in self.sz.insert_clients]
         if design == "aurora":
-            runs.append((LOG_GENERATION_LEVEL, 0, "log_generation.sql", "log_generation()"))
-        for level_index, level, script_name, how in runs:
-            for clients in self.sz.insert_clients:
-                self.insert_run(design, script_name, clients, POOL_USER + 100 * level_index,
-                                {"level": level, "how": how})
+            configs += [(LOG_GENERATION_LEVEL, 0, "log_generation.sql", "log_generation()", clients)
+                        for clients in self.sz.insert_clients]
+        tries = {c: [] for c in configs}
+        for rep in range(self.sz.insert_repeats):
+            for config in (configs if rep % 2 == 0 else list(reversed(configs))):
+                level_index, level, script_name, how, clients = config
+                tries[config].append(self.one_insert_run(design, script_name, clients, POOL_USER + 100 * level_index))
+        for config in configs:
+            level_index, level, script_name, how, clients = config
+            self.keep_best(design, clients, {"level": level, "how": how}, tries[config])
         if design == "aurora":
             self.decompose()
         self.reset(design)
@@ -700,22 +713,34 @@ class Bench:
         # 4. perf: where one aurora backend spends its CPU during single-row inserts.
         perf = shutil.which("perf")
         if perf and not self.smoke and os.geteuid() == 0:
-            prof["perf"] = self.perf_profile(perf)
+            prof["perf"] = self.perf_profile(perf, "insert")
+            prof["perf_stats"] = self.perf_profile(perf, "stats")
 
-    def perf_profile(self, perf):
+    # Functions whose inclusive share of a statistics call's CPU tells planning from execution.
+    STAGES = ("SPI_execute_with_args", "raw_parser", "parse_analyze_fixedparams", "pg_analyze_and_rewrite_fixedparams",
+              "pg_plan_queries", "standard_planner", "standard_ExecutorRun", "standard_ExecutorStart")
+
+    def perf_profile(self, perf, what):
+        """perf record on the backend of a 1-client pgbench run: single-row INSERTs (`insert`,
+        flat profile) or get_user_usage_stats for the largest user (`stats`, inclusive shares
+        of the parser, planner and executor)."""
         sz = self.sz
         self.reset("aurora")
-        data = Path(self.args.host) / "perf.data"
-        cmd = [str(PGBIN / "pgbench"), "-h", self.args.host, "-p", str(self.args.port), "-U", "bench_service",
-               "-n", "-M", "prepared", "-c", "1", "-T", str(sz.profile_seconds + 3), "-D", f"ubase={POOL_USER}",
-               "-f", str(PGBENCH_SCRIPTS / "insert_priced.sql"), DBNAME["aurora"]]
+        data = Path(self.args.host) / f"perf-{what}.data"
+        if what == "insert":
+            user, script, var = "bench_service", "insert_priced.sql", f"ubase={POOL_USER}"
+        else:
+            user, script, var = "postgres", "aurora_stats.sql", f"u={STATS_USER + len(sz.stats_sizes) - 1}"
+        cmd = [str(PGBIN / "pgbench"), "-h", self.args.host, "-p", str(self.args.port), "-U", user,
+               "-n", "-M", "prepared", "-c", "1", "-T", str(sz.profile_seconds + 3), "-D", var,
+               "-f", str(PGBENCH_SCRIPTS / script), DBNAME["aurora"]]
         bench = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             pid = None
             with self.cluster.connect() as conn:
                 for _ in range(100):
                     row = conn.execute(
-                        "select pid from pg_stat_activity where usename = 'bench_service' and datname = %s",
+                        "select pid from pg_stat_activity where application_name = 'pgbench' and datname = %s",
                         (DBNAME["aurora"],)).fetchone()
                     if row:
                         pid = row[0]
@@ -724,17 +749,28 @@ class Bench:
             if pid is None:
                 return {"error": "no pgbench backend found"}
             time.sleep(1)
-            rec = subprocess.run([perf, "record", "-e", "cpu-clock", "-F", "2000", "-p", str(pid), "-o", str(data),
-                                  "--", "sleep", str(sz.profile_seconds)], capture_output=True, text=True)
+            rec = subprocess.run([perf, "record", "-e", "cpu-clock", "-F", "2000", "-p", str(pid), "-o", str(data)]
+                                 + (["-g"] if what == "stats" else []) + ["--", "sleep", str(sz.profile_seconds)],
+                                 capture_output=True, text=True)
             if rec.returncode != 0:
                 return {"error": rec.stderr[-500:]}
         finally:
             bench.wait()
         reports = {}
-        for key, sort in (("by_dso", "dso"), ("by_symbol", "dso,sym")):
-            rep = subprocess.run([perf, "report", "-i", str(data), "--stdio", "--no-children", "--sort", sort,
-                                  "--percent-limit", "0.7"], capture_output=True, text=True)
-            reports[key] = [line for line in rep.stdout.splitlines() if line.strip() and not line.startswith("#")][:40]
+        if what == "insert":
+            for key, sort in (("by_dso", "dso"), ("by_symbol", "dso,sym")):
+                rep = subprocess.run([perf, "report", "-i", str(data), "--stdio", "--no-children", "--sort", sort,
+                                      "--percent-limit", "0.7"], capture_output=True, text=True)
+                reports[key] = [line for line in rep.stdout.splitlines() if line.strip() and not line.startswith("#")][:40]
+        else:
+            rep = subprocess.run([perf, "report", "-i", str(data), "--stdio", "--children", "--sort", "sym", "-g", "none",
+                                  "--percent-limit", "1"], capture_output=True, text=True)
+            shares = {}
+            for line in rep.stdout.splitlines():
+                m = re.match(r"\s*([\d.]+)%\s+([\d.]+)%\s+\[.\]\s+(\S+)", line)
+                if m and m.group(3) in self.STAGES:
+                    shares[m.group(3)] = float(m.group(1))
+            reports["inclusive"] = shares
         self.reset("aurora")
         return reports
 

@@ -192,15 +192,16 @@ def insert_section(r, f):
             rows.append((f"0, via `log_generation()`", clients, fmt_int(b), fmt_int(s), fmt_int(a), fmt_x(ratio(a, b)),
                          fmt_x(ratio(a, s)), fmt_x(ratio(s, b)), f"–/–/{end}"))
     mode = (f"{sz['insert_seconds']} s" if sz["insert_seconds"] else f"{sz['insert_transactions']} transactions per client")
+    mode += " per run" if sz["insert_seconds"] else ""
     repeats = sz.get("insert_repeats", 1)
     if repeats > 1:
-        mode += f" per run, the best of {repeats} runs"
+        mode += f", the best of {repeats} runs of each configuration"
     lat = []
     for d in DESIGNS:
         run = f.insert(d, 0, 1)
         if run:
             lat.append(f"{LABEL[d]} {fmt_ms(run['latency_ms'])} ms")
-    text = (f"Transactions per second of single-row INSERTs (`bench/pgbench/`; pgbench, {mode} per run), one "
+    text = (f"Transactions per second of single-row INSERTs (`bench/pgbench/`; pgbench, {mode}), one "
             "generation per transaction, as the seed's `POST /api/telemetry/log` stores it. Client *c* always logs "
             "for its own user, who had *rows/user today* rows logged earlier today; each run starts from the loaded "
             "state (rows added by earlier runs are deleted first). Bare and Seed insert the cost the application "
@@ -490,6 +491,17 @@ def profile_section(r, f):
                    + "\n".join(perf.get("by_symbol", [])[:30]) + "\n```")
     elif perf:
         out.append(f"perf did not run: {perf.get('error')}")
+    ps = (p.get("perf_stats") or {}).get("inclusive")
+    if ps:
+        names = [("SPI_execute_with_args", "all SQL the function runs through SPI"),
+                 ("raw_parser", "… parsing"), ("parse_analyze_fixedparams", "… parse analysis"),
+                 ("standard_planner", "… planning"), ("standard_ExecutorStart", "… executor start-up"),
+                 ("standard_ExecutorRun", "… execution")]
+        out.append("**perf on `get_user_usage_stats`** for the "
+                   f"{f.sz['stats_sizes'][-1]:,}-row user (pgbench, 1 client, `perf record -g`): share of the backend's "
+                   "CPU time spent inside each stage, callees included:\n\n"
+                   + table(["stage", "share of CPU"], [(f"{label} (`{name}`)", f"{ps[name]:.0f}%")
+                                                     for name, label in names if name in ps]))
     return "\n\n".join(out) if out else "Not measured."
 
 
