@@ -734,16 +734,17 @@ class Bench:
         cmd = [str(PGBIN / "pgbench"), "-h", self.args.host, "-p", str(self.args.port), "-U", user,
                "-n", "-M", "prepared", "-c", "1", "-T", str(sz.profile_seconds + 3), "-D", var,
                "-f", str(PGBENCH_SCRIPTS / script), DBNAME["aurora"]]
+        find = "select pid from pg_stat_activity where application_name = 'pgbench' and backend_type = 'client backend'"
+        with self.cluster.connect() as conn:
+            earlier = {row[0] for row in conn.execute(find).fetchall()}  # backends of earlier runs still exiting
         bench = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             pid = None
             with self.cluster.connect() as conn:
                 for _ in range(100):
-                    row = conn.execute(
-                        "select pid from pg_stat_activity where application_name = 'pgbench' and datname = %s",
-                        (DBNAME["aurora"],)).fetchone()
-                    if row:
-                        pid = row[0]
+                    fresh = [row[0] for row in conn.execute(find).fetchall() if row[0] not in earlier]
+                    if fresh and os.path.exists(f"/proc/{fresh[0]}"):
+                        pid = fresh[0]
                         break
                     time.sleep(0.05)
             if pid is None:

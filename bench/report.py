@@ -486,7 +486,8 @@ def profile_section(r, f):
     perf = p.get("perf")
     if perf and not perf.get("error"):
         out.append("**perf** (`perf record -e cpu-clock` on the backend of a 1-client aurora_telemetry INSERT run; "
-                   "hardware counters are not available in this VM). By shared object:\n\n```\n"
+                   "hardware counters are not available in this VM"
+                   + (f"; {perf['note']}" if perf.get("note") else "") + "). By shared object:\n\n```\n"
                    + "\n".join(perf.get("by_dso", [])[:12]) + "\n```\n\nBy symbol (≥ 0.7%):\n\n```\n"
                    + "\n".join(perf.get("by_symbol", [])[:30]) + "\n```")
     elif perf:
