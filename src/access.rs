@@ -6,7 +6,7 @@
 //! `service_role` and administrators (see [`caller_is_admin`]) may read anyone's.
 
 use crate::errors::{Result, TelemetryError};
-use pgrx::prelude::*;
+use crate::plans;
 use pgrx::Uuid;
 
 /// The administrator rule in SQL (see [`caller_is_admin`]). The row-level security policies
@@ -24,8 +24,9 @@ macro_rules! is_admin_sql {
 
 /// True when the current role may read every user's figures.
 pub fn caller_is_privileged() -> Result<bool> {
-    let privileged = Spi::get_one::<bool>(
+    let privileged = plans::get_one::<bool>(
         concat!("SELECT pg_catalog.pg_has_role(CURRENT_USER, 'service_role', 'USAGE') OR ", is_admin_sql!()),
+        &[],
     )?;
     Ok(privileged == Some(true))
 }
@@ -35,7 +36,7 @@ pub fn caller_is_privileged() -> Result<bool> {
 /// `app_metadata` has `"aurora_telemetry_admin": true`. `app_metadata` is written only
 /// through Supabase's admin API, never by the user; `user_metadata` is never consulted.
 pub fn caller_is_admin() -> Result<bool> {
-    Ok(Spi::get_one::<bool>(concat!("SELECT ", is_admin_sql!()))? == Some(true))
+    Ok(plans::get_one::<bool>(concat!("SELECT ", is_admin_sql!()), &[])? == Some(true))
 }
 
 /// Refuse the call unless the caller is an administrator; `function` names it in the error.
@@ -53,7 +54,7 @@ pub fn readable_user(requested: Option<Uuid>) -> Result<Uuid> {
     if caller_is_privileged()? {
         return Ok(requested);
     }
-    let me = Spi::get_one::<Uuid>("SELECT auth.uid()")?;
+    let me = plans::get_one::<Uuid>("SELECT auth.uid()", &[])?;
     if me == Some(requested) {
         Ok(requested)
     } else {

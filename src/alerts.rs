@@ -23,12 +23,13 @@ use crate::pricing::to_decimal;
 use crate::rollups::Flushed;
 use crate::settings::Settings;
 use crate::sketch::LatencySketch;
-use crate::{budgets, catalog_cache, feed, subtransaction};
+use crate::ranges::Level;
+use crate::{budgets, catalog_cache, feed, plans, subtransaction};
 use pgrx::prelude::*;
-use pgrx::{AnyNumeric, JsonB, Uuid};
+use pgrx::{pg_sys, AnyNumeric, JsonB, Uuid};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Hours of a user's own history needed before their usage can be called anomalous.
 const ANOMALY_MIN_HISTORY_HOURS: i32 = 24;
@@ -41,27 +42,29 @@ struct Now {
 }
 
 impl Now {
-    fn load() -> Result<Self> {
-        let row = Spi::connect(|client| {
-            let rows = client.select(
-                "SELECT pg_catalog.date_trunc('hour', pg_catalog.now(), 'UTC'),
-                        pg_catalog.date_trunc('day', pg_catalog.now(), 'UTC'),
-                        pg_catalog.date_trunc('month', pg_catalog.now(), 'UTC')",
-                None,
-                &[],
-            )?;
-            let row = rows.first();
-            Ok::<_, TelemetryError>((
-                row.get::<TimestampWithTimeZone>(1)?,
-                row.get::<TimestampWithTimeZone>(2)?,
-                row.get::<TimestampWithTimeZone>(3)?,
-            ))
-        })?;
-        match row {
-            (Some(hour), Some(day), Some(month)) => Ok(Now { hour, day, month }),
-            _ => Err(TelemetryError::Internal("now() returned NULL")),
-        }
+    fn current() -> Result<Self> {
+        // SAFETY: reads the start time of the current transaction, which `now()` returns.
+        let now = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+        let at = |level: Level| -> Result<TimestampWithTimeZone> {
+            TimestampWithTimeZone::try_from(level.floor(now)?).map_err(|_| TelemetryError::Internal("now() out of range"))
+        };
+        Ok(Now { hour: at(Level::Hour)?, day: at(Level::Day)?, month: at(Level::Month)? })
     }
+}
+
+/// A UTC day, month or hour as the payloads show it.
+fn day_text(t: TimestampWithTimeZone) -> String {
+    let utc = t.to_utc();
+    format!("{:04}-{:02}-{:02}", utc.year(), utc.month(), utc.day())
+}
+
+fn month_text(t: TimestampWithTimeZone) -> String {
+    let utc = t.to_utc();
+    format!("{:04}-{:02}", utc.year(), utc.month())
+}
+
+fn hour_text(t: TimestampWithTimeZone) -> String {
+    format!("{}T{:02}:00:00Z", day_text(t), t.to_utc().hour())
 }
 
 /// Evaluate alerts for one flush. Never raises: a failure is recorded and reported.
@@ -69,7 +72,7 @@ pub fn evaluate(flushed: &Flushed) {
     let outcome = subtransaction::run(|| {
         let catalogs = catalog_cache::get()?;
         let settings = &catalogs.settings;
-        if restoring()? {
+        if restoring() {
             return Ok(());
         }
         if settings.realtime_feed() {
@@ -78,12 +81,13 @@ pub fn evaluate(flushed: &Flushed) {
         if !settings.alerts_enabled() {
             return Ok(());
         }
-        let now = Now::load()?;
+        let now = Now::current()?;
+        let hour = ThisHour::read(flushed, &now)?;
         let mut actions = Vec::new();
         cost_alerts(flushed, settings, &now, &mut actions)?;
-        error_rate_alerts(flushed, settings, &now, &mut actions)?;
-        latency_alerts(flushed, settings, &now, &mut actions)?;
-        usage_anomalies(flushed, settings, &now, &mut actions)?;
+        error_rate_alerts(&hour, settings, &now, &mut actions)?;
+        latency_alerts(&hour, settings, &now, &mut actions)?;
+        usage_anomalies(&hour, settings, &now, &mut actions)?;
         // One order for every transaction, so that racing claims cannot deadlock.
         actions.sort_by(|a, b| a.key().cmp(&b.key()));
         for action in actions {
@@ -97,9 +101,12 @@ pub fn evaluate(flushed: &Flushed) {
 }
 
 /// pg_restore replays old rows through the triggers; they are history, not news.
-fn restoring() -> Result<bool> {
-    Ok(Spi::get_one::<bool>("SELECT pg_catalog.current_setting('application_name') = 'pg_restore'")?
-        == Some(true))
+fn restoring() -> bool {
+    // SAFETY: application_name is a GUC string, NULL or NUL-terminated, owned by guc.c.
+    unsafe {
+        let name = pg_sys::application_name;
+        !name.is_null() && std::ffi::CStr::from_ptr(name).to_bytes() == b"pg_restore"
+    }
 }
 
 fn record_failure(message: &str) {
@@ -142,12 +149,12 @@ impl Action {
 
     fn apply_firing(self) -> Result<()> {
         Spi::connect_mut(|client| {
-            let claimed = client.update(
+            let claimed = plans::update(
+                client,
                 "INSERT INTO aurora_telemetry.alert_state (kind, subject, window_start, level, alert_id)
                  VALUES ($1, $2, $3, $4, 0)
                  ON CONFLICT DO NOTHING
                  RETURNING 1",
-                None,
                 &[self.kind.into(), self.subject.as_str().into(), self.window_start.into(), level(&self.level)?.into()],
             )?;
             if claimed.is_empty() {
@@ -174,10 +181,10 @@ impl Action {
                 .first()
                 .get_one::<i64>()?
                 .ok_or(TelemetryError::Internal("alert insert returned no id"))?;
-            client.update(
+            plans::update(
+                client,
                 "UPDATE aurora_telemetry.alert_state SET alert_id = $5
                   WHERE kind = $1 AND subject = $2 AND window_start = $3 AND level = $4",
-                None,
                 &[
                     self.kind.into(),
                     self.subject.as_str().into(),
@@ -192,20 +199,20 @@ impl Action {
 
     fn apply_resolution(self) -> Result<()> {
         Spi::connect_mut(|client| {
-            let resolved = client.update(
+            let resolved = plans::update(
+                client,
                 "UPDATE aurora_telemetry.alert_state SET resolved = true
                   WHERE kind = $1 AND subject = $2 AND window_start = $3 AND level = $4 AND NOT resolved
                   RETURNING alert_id",
-                None,
                 &[self.kind.into(), self.subject.as_str().into(), self.window_start.into(), level(&self.level)?.into()],
             )?;
             let Some(alert_id) = resolved.into_iter().next().map(|row| row.get::<i64>(1)).transpose()?.flatten()
             else {
                 return Ok(());
             };
-            client.update(
+            plans::update(
+                client,
                 "UPDATE aurora_telemetry.alerts SET resolved_at = pg_catalog.now() WHERE id = $1",
-                None,
                 &[alert_id.into()],
             )?;
             notify(client, self.kind, with_alert_id(self.payload, alert_id))
@@ -227,7 +234,7 @@ fn with_alert_id(mut payload: Value, alert_id: i64) -> Value {
 /// Queue a notification; Postgres delivers it at commit. Payloads are a few fixed fields and
 /// stay far below NOTIFY's 8000-byte limit.
 pub fn notify(client: &mut pgrx::spi::SpiClient<'_>, channel: &str, payload: Value) -> Result<()> {
-    client.update("SELECT pg_catalog.pg_notify($1, $2)", None, &[channel.into(), payload.to_string().into()])?;
+    plans::update(client, "SELECT pg_catalog.pg_notify($1, $2)", &[channel.into(), payload.to_string().into()])?;
     Ok(())
 }
 
@@ -235,16 +242,9 @@ pub fn money(d: Decimal) -> Value {
     serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
 }
 
-fn date_text(t: TimestampWithTimeZone, format: &'static str) -> Result<String> {
-    Ok(Spi::get_one_with_args::<String>(
-        "SELECT pg_catalog.to_char($1 AT TIME ZONE 'UTC', $2)",
-        &[t.into(), format.into()],
-    )?
-    .unwrap_or_default())
-}
-
 fn cost_alerts(flushed: &Flushed, settings: &Settings, now: &Now, actions: &mut Vec<Action>) -> Result<()> {
     let levels = settings.cost_alert_levels();
+    let mut limits_of: BTreeMap<Uuid, budgets::Limits> = BTreeMap::new();
     for change in &flushed.spend {
         let (period, current) = match change.period.as_str() {
             "day" => ("day", now.day),
@@ -254,7 +254,14 @@ fn cost_alerts(flushed: &Flushed, settings: &Settings, now: &Now, actions: &mut 
         if change.period_start != current {
             continue;
         }
-        let limits = budgets::Limits::of(change.user_id, settings)?;
+        let limits = match limits_of.get(&change.user_id) {
+            Some(limits) => limits.clone(),
+            None => {
+                let limits = budgets::Limits::of(change.user_id, settings)?;
+                limits_of.insert(change.user_id, limits.clone());
+                limits
+            }
+        };
         let Some(limit) = (if period == "day" { limits.daily } else { limits.monthly }) else {
             continue;
         };
@@ -269,8 +276,8 @@ fn cost_alerts(flushed: &Flushed, settings: &Settings, now: &Now, actions: &mut 
                 "threshold": money(threshold),
                 "limit": money(limit),
                 "level": money(*level),
-                "day": date_text(now.day, "YYYY-MM-DD")?,
-                "month": date_text(now.month, "YYYY-MM")?,
+                "day": day_text(now.day),
+                "month": month_text(now.month),
             });
             if let Value::Object(fields) = &mut payload {
                 let name = if period == "day" { "daily_cost" } else { "monthly_cost" };
@@ -293,28 +300,83 @@ fn cost_alerts(flushed: &Flushed, settings: &Settings, now: &Now, actions: &mut 
     Ok(())
 }
 
-/// Calls and failures of this hour: per generator summed over its slots, or per user summed
-/// over generators.
-fn hour_counts(query: &str, subject: pgrx::datum::DatumWithOid<'_>, hour: TimestampWithTimeZone) -> Result<(i64, i64)> {
-    let (calls, failed) = Spi::get_two_with_args::<i64, i64>(query, &[subject, hour.into()])?;
-    Ok((calls.unwrap_or(0), failed.unwrap_or(0)))
+/// This hour's figures for every generator and user that received calls in it at this
+/// commit, read once for all the checks below.
+struct ThisHour {
+    generators: BTreeMap<String, GeneratorHour>,
+    users: BTreeMap<Uuid, UserHour>,
+}
+
+/// A generator's calls this hour across all users (summed over its counter slots).
+struct GeneratorHour {
+    calls: i64,
+    failed: i64,
+    average: Option<f64>,
+    p95: Option<f64>,
+}
+
+/// A user's calls this hour across generators.
+struct UserHour {
+    calls: i64,
+    failed: i64,
+    cost: Decimal,
 }
 
 const GENERATOR_HOUR: &str = "
-    SELECT COALESCE(pg_catalog.sum(generations), 0)::bigint, COALESCE(pg_catalog.sum(failed), 0)::bigint
+    SELECT COALESCE(pg_catalog.sum(generations), 0)::bigint, COALESCE(pg_catalog.sum(failed), 0)::bigint,
+           pg_catalog.sum(total_time_ms)::bigint, aurora_telemetry.sketch_union(latency_sketch)
       FROM aurora_telemetry.generator_hourly WHERE generator = $1 AND hour_start = $2";
 
 const USER_HOUR: &str = "
-    SELECT COALESCE(pg_catalog.sum(generations), 0)::bigint, COALESCE(pg_catalog.sum(generations - successful), 0)::bigint
+    SELECT COALESCE(pg_catalog.sum(generations), 0)::bigint,
+           COALESCE(pg_catalog.sum(generations - successful), 0)::bigint,
+           COALESCE(pg_catalog.sum(total_cost), 0)
       FROM aurora_telemetry.usage_rollups WHERE user_id = $1 AND level = 'hour' AND bucket_start = $2";
 
-fn error_rate_alerts(flushed: &Flushed, settings: &Settings, now: &Now, actions: &mut Vec<Action>) -> Result<()> {
-    let current: Vec<_> = flushed.calls.iter().filter(|c| c.hour_start == now.hour).collect();
-    let generators: BTreeSet<&str> = current.iter().map(|c| c.generator.as_str()).collect();
-    let users: BTreeSet<Uuid> = current.iter().map(|c| c.user_id).collect();
+impl ThisHour {
+    fn read(flushed: &Flushed, now: &Now) -> Result<Self> {
+        let current = flushed.calls.iter().filter(|c| c.hour_start == now.hour);
+        let generators: BTreeSet<&str> = current.clone().map(|c| c.generator.as_str()).collect();
+        let users: BTreeSet<Uuid> = current.map(|c| c.user_id).collect();
+        Spi::connect(|client| {
+            let mut hour = ThisHour { generators: BTreeMap::new(), users: BTreeMap::new() };
+            for generator in generators {
+                let rows = plans::select(client, GENERATOR_HOUR, &[generator.into(), now.hour.into()])?;
+                let row = rows.first();
+                let calls = row.get::<i64>(1)?.unwrap_or(0);
+                let total = row.get::<i64>(3)?.unwrap_or(0);
+                let p95 = match row.get::<&[u8]>(4)? {
+                    Some(bytes) => LatencySketch::from_bytes(bytes)?.quantile(0.95),
+                    None => None,
+                };
+                hour.generators.insert(
+                    generator.to_owned(),
+                    GeneratorHour {
+                        calls,
+                        failed: row.get::<i64>(2)?.unwrap_or(0),
+                        average: (calls > 0).then(|| total as f64 / calls as f64),
+                        p95,
+                    },
+                );
+            }
+            for user in users {
+                let rows = plans::select(client, USER_HOUR, &[user.into(), now.hour.into()])?;
+                let row = rows.first();
+                let cost = row.get::<AnyNumeric>(3)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default();
+                hour.users.insert(
+                    user,
+                    UserHour { calls: row.get::<i64>(1)?.unwrap_or(0), failed: row.get::<i64>(2)?.unwrap_or(0), cost },
+                );
+            }
+            Ok(hour)
+        })
+    }
+}
+
+fn error_rate_alerts(this_hour: &ThisHour, settings: &Settings, now: &Now, actions: &mut Vec<Action>) -> Result<()> {
     let threshold = settings.error_rate_threshold();
     let min_calls = settings.alert_min_calls();
-    let hour = date_text(now.hour, "YYYY-MM-DD\"T\"HH24:00:00\"Z\"")?;
+    let hour = hour_text(now.hour);
 
     let mut judge = |scope: &'static str, subject: String, user_id: Option<Uuid>, generator: Option<String>, (calls, failed): (i64, i64)| {
         if calls < min_calls {
@@ -351,77 +413,67 @@ fn error_rate_alerts(flushed: &Flushed, settings: &Settings, now: &Now, actions:
             payload,
         });
     };
-    for generator in generators {
-        let counts = hour_counts(GENERATOR_HOUR, generator.into(), now.hour)?;
-        judge("generator", format!("generator:{generator}"), None, Some(generator.to_owned()), counts);
+    for (generator, figures) in &this_hour.generators {
+        let counts = (figures.calls, figures.failed);
+        judge("generator", format!("generator:{generator}"), None, Some(generator.clone()), counts);
     }
-    for user in users {
-        let counts = hour_counts(USER_HOUR, user.into(), now.hour)?;
-        judge("user", format!("user:{user}"), Some(user), None, counts);
+    for (user, figures) in &this_hour.users {
+        judge("user", format!("user:{user}"), Some(*user), None, (figures.calls, figures.failed));
     }
     Ok(())
 }
 
-/// Latency of one generator over a set of hours: calls, mean and p95.
-struct Latency {
+/// A generator's latency baseline: calls, mean and p95 over its trailing days.
+struct Baseline {
     calls: i64,
     average: Option<f64>,
     p95: Option<f64>,
 }
 
-fn generator_latency(generator: &str, hour: TimestampWithTimeZone) -> Result<Latency> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            "SELECT COALESCE(pg_catalog.sum(generations), 0)::bigint, pg_catalog.sum(total_time_ms)::bigint,
-                    aurora_telemetry.sketch_union(latency_sketch)
-               FROM aurora_telemetry.generator_hourly WHERE generator = $1 AND hour_start = $2",
-            None,
-            &[generator.into(), hour.into()],
-        )?;
-        let row = rows.first();
-        let calls = row.get::<i64>(1)?.unwrap_or(0);
-        let total = row.get::<i64>(2)?.unwrap_or(0);
-        let p95 = match row.get::<&[u8]>(3)? {
-            Some(bytes) => LatencySketch::from_bytes(bytes)?.quantile(0.95),
-            None => None,
-        };
-        Ok(Latency { calls, average: (calls > 0).then(|| total as f64 / calls as f64), p95 })
-    })
-}
+const STORED_GENERATOR_BASELINE: &str = "
+    SELECT generations, average_time_ms, p95_time_ms FROM aurora_telemetry.generator_baselines
+     WHERE generator = $1 AND hour_start = $2";
 
-/// The generator's baseline before `hour`, computed on first need and kept for the hour.
-fn generator_baseline(generator: &str, hour: TimestampWithTimeZone, days: i64) -> Result<Latency> {
+const STORE_GENERATOR_BASELINE: &str = "
+    INSERT INTO aurora_telemetry.generator_baselines (generator, hour_start, generations, average_time_ms, p95_time_ms)
+    SELECT $1, $2, COALESCE(pg_catalog.sum(generations), 0),
+           pg_catalog.sum(total_time_ms)::float8 / NULLIF(pg_catalog.sum(generations), 0),
+           aurora_telemetry.sketch_quantile(aurora_telemetry.sketch_union(latency_sketch), 0.95)
+      FROM aurora_telemetry.generator_hourly
+     WHERE generator = $1 AND hour_start < $2
+       AND hour_start >= $2 - pg_catalog.make_interval(days => $3)
+    ON CONFLICT DO NOTHING";
+
+/// The generator's baseline before `hour`: computed by the first commit that needs it in the
+/// hour (a scan of its trailing days), then read back by every later one.
+fn generator_baseline(generator: &str, hour: TimestampWithTimeZone, days: i64) -> Result<Baseline> {
     Spi::connect_mut(|client| {
-        client.update(
-            "INSERT INTO aurora_telemetry.generator_baselines (generator, hour_start, generations, average_time_ms, p95_time_ms)
-             SELECT $1, $2, COALESCE(pg_catalog.sum(generations), 0),
-                    pg_catalog.sum(total_time_ms)::float8 / NULLIF(pg_catalog.sum(generations), 0),
-                    aurora_telemetry.sketch_quantile(aurora_telemetry.sketch_union(latency_sketch), 0.95)
-               FROM aurora_telemetry.generator_hourly
-              WHERE generator = $1 AND hour_start < $2
-                AND hour_start >= $2 - pg_catalog.make_interval(days => $3)
-             ON CONFLICT DO NOTHING",
-            None,
-            &[generator.into(), hour.into(), (days as i32).into()],
-        )?;
-        let rows = client.select(
-            "SELECT generations, average_time_ms, p95_time_ms FROM aurora_telemetry.generator_baselines
-              WHERE generator = $1 AND hour_start = $2",
-            None,
-            &[generator.into(), hour.into()],
-        )?;
-        let row = rows.first();
-        Ok(Latency { calls: row.get::<i64>(1)?.unwrap_or(0), average: row.get::<f64>(2)?, p95: row.get::<f64>(3)? })
+        let read = |client: &pgrx::spi::SpiClient<'_>| -> Result<Option<Baseline>> {
+            let rows = plans::select(client, STORED_GENERATOR_BASELINE, &[generator.into(), hour.into()])?;
+            rows.into_iter()
+                .next()
+                .map(|row| {
+                    Ok(Baseline {
+                        calls: row.get::<i64>(1)?.unwrap_or(0),
+                        average: row.get::<f64>(2)?,
+                        p95: row.get::<f64>(3)?,
+                    })
+                })
+                .transpose()
+        };
+        if let Some(stored) = read(client)? {
+            return Ok(stored);
+        }
+        let days = i32::try_from(days).unwrap_or(i32::MAX);
+        plans::update(client, STORE_GENERATOR_BASELINE, &[generator.into(), hour.into(), days.into()])?;
+        read(client)?.ok_or(TelemetryError::Internal("generator baseline was not stored"))
     })
 }
 
-fn latency_alerts(flushed: &Flushed, settings: &Settings, now: &Now, actions: &mut Vec<Action>) -> Result<()> {
-    let generators: BTreeSet<&str> =
-        flushed.calls.iter().filter(|c| c.hour_start == now.hour).map(|c| c.generator.as_str()).collect();
+fn latency_alerts(this_hour: &ThisHour, settings: &Settings, now: &Now, actions: &mut Vec<Action>) -> Result<()> {
     let min_calls = settings.alert_min_calls();
     let factor = settings.latency_alert_factor();
-    for generator in generators {
-        let current = generator_latency(generator, now.hour)?;
+    for (generator, current) in &this_hour.generators {
         if current.calls < min_calls {
             continue;
         }
@@ -440,12 +492,12 @@ fn latency_alerts(flushed: &Flushed, settings: &Settings, now: &Now, actions: &m
             level: Decimal::ONE,
             scope: "generator",
             user_id: None,
-            generator: Some(generator.to_owned()),
+            generator: Some(generator.clone()),
             period: "hour",
             payload: json!({
                 "status": if firing { "firing" } else { "resolved" },
                 "generator": generator,
-                "hour": date_text(now.hour, "YYYY-MM-DD\"T\"HH24:00:00\"Z\"")?,
+                "hour": hour_text(now.hour),
                 "calls": current.calls,
                 "average_time_ms": round(current.average),
                 "p95_time_ms": round(current.p95),
@@ -487,10 +539,10 @@ struct UsageBaseline {
 /// window, hours without calls counting as 0), computed on first need in an hour.
 fn usage_baseline(user_id: Uuid, hour: TimestampWithTimeZone, window_hours: i64) -> Result<UsageBaseline> {
     Spi::connect_mut(|client| {
-        let stored = client.select(
+        let stored = plans::select(
+            client,
             "SELECT hours, median_calls, mad_calls, median_cost, mad_cost FROM aurora_telemetry.user_baselines
               WHERE user_id = $1 AND hour_start = $2",
-            None,
             &[user_id.into(), hour.into()],
         )?;
         if let Some(row) = stored.into_iter().next() {
@@ -502,7 +554,8 @@ fn usage_baseline(user_id: Uuid, hour: TimestampWithTimeZone, window_hours: i64)
                 mad_cost: row.get::<f64>(5)?.unwrap_or(0.0),
             });
         }
-        let rows = client.select(
+        let rows = plans::select(
+            client,
             "WITH past AS (
                  SELECT bucket_start, pg_catalog.sum(generations)::float8 AS calls, pg_catalog.sum(total_cost)::float8 AS cost
                    FROM aurora_telemetry.usage_rollups
@@ -513,7 +566,6 @@ fn usage_baseline(user_id: Uuid, hour: TimestampWithTimeZone, window_hours: i64)
                FROM pg_catalog.generate_series((SELECT pg_catalog.min(bucket_start) FROM past),
                                                $2 - interval '1 hour', interval '1 hour') AS h(hour)
                LEFT JOIN past p ON p.bucket_start = h.hour",
-            None,
             &[user_id.into(), hour.into(), (window_hours as i32).into()],
         )?;
         let (mut calls, mut costs) = (Vec::new(), Vec::new());
@@ -524,11 +576,11 @@ fn usage_baseline(user_id: Uuid, hour: TimestampWithTimeZone, window_hours: i64)
         let (median_calls, mad_calls) = median_and_mad(&calls);
         let (median_cost, mad_cost) = median_and_mad(&costs);
         let baseline = UsageBaseline { hours: calls.len() as i32, median_calls, mad_calls, median_cost, mad_cost };
-        client.update(
+        plans::update(
+            client,
             "INSERT INTO aurora_telemetry.user_baselines
                  (user_id, hour_start, hours, median_calls, mad_calls, median_cost, mad_cost)
              VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            None,
             &[
                 user_id.into(),
                 hour.into(),
@@ -543,22 +595,11 @@ fn usage_baseline(user_id: Uuid, hour: TimestampWithTimeZone, window_hours: i64)
     })
 }
 
-fn usage_anomalies(flushed: &Flushed, settings: &Settings, now: &Now, actions: &mut Vec<Action>) -> Result<()> {
-    let users: BTreeSet<Uuid> = flushed.calls.iter().filter(|c| c.hour_start == now.hour).map(|c| c.user_id).collect();
+fn usage_anomalies(this_hour: &ThisHour, settings: &Settings, now: &Now, actions: &mut Vec<Action>) -> Result<()> {
     let k = settings.anomaly_sensitivity();
     let min_calls = settings.alert_min_calls();
-    for user in users {
-        let (calls, cost) = Spi::connect(|client| {
-            let rows = client.select(
-                "SELECT COALESCE(pg_catalog.sum(generations), 0)::bigint, COALESCE(pg_catalog.sum(total_cost), 0)
-                   FROM aurora_telemetry.usage_rollups WHERE user_id = $1 AND level = 'hour' AND bucket_start = $2",
-                None,
-                &[user.into(), now.hour.into()],
-            )?;
-            let row = rows.first();
-            let cost = row.get::<AnyNumeric>(2)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default();
-            Ok::<_, TelemetryError>((row.get::<i64>(1)?.unwrap_or(0), cost))
-        })?;
+    for (&user, figures) in &this_hour.users {
+        let (calls, cost) = (figures.calls, figures.cost);
         if calls < min_calls {
             continue;
         }
@@ -589,7 +630,7 @@ fn usage_anomalies(flushed: &Flushed, settings: &Settings, now: &Now, actions: &
                 period: "hour",
                 payload: json!({
                     "user_id": user.to_string(),
-                    "hour": date_text(now.hour, "YYYY-MM-DD\"T\"HH24:00:00\"Z\"")?,
+                    "hour": hour_text(now.hour),
                     "metric": metric,
                     "value": if metric == "cost" { money(cost) } else { Value::from(calls) },
                     "median": median,

@@ -4,7 +4,7 @@
 //! Spend is read from `spend_totals` (one row per user and UTC day or month, kept at commit)
 //! plus this transaction's own staged deltas: O(1), however long the history.
 
-use crate::access;
+use crate::{access, plans};
 use crate::errors::{OrReport, Result, TelemetryError};
 use crate::metadata::{self, Jsonb};
 use crate::pricing::{self, to_decimal, to_numeric, Usage};
@@ -44,7 +44,7 @@ pub struct Limits {
 impl Limits {
     pub fn of(user_id: Uuid, settings: &Settings) -> Result<Self> {
         let (daily, monthly, hard) = Spi::connect(|client| -> Result<_> {
-            let rows = client.select(BUDGET_OF, None, &[user_id.into()])?;
+            let rows = plans::select(client, BUDGET_OF, &[user_id.into()])?;
             match rows.into_iter().next() {
                 Some(row) => Ok((
                     row.get::<AnyNumeric>(1)?.map(|n| to_decimal(&n)).transpose()?,
@@ -71,7 +71,11 @@ pub struct Spend {
 
 impl Spend {
     pub fn of(user_id: Uuid) -> Result<Self> {
-        let (daily, monthly) = Spi::get_two_with_args::<AnyNumeric, AnyNumeric>(SPEND_NOW, &[user_id.into()])?;
+        let (daily, monthly) = Spi::connect(|client| -> Result<_> {
+            let rows = plans::select(client, SPEND_NOW, &[user_id.into()])?;
+            let row = rows.first();
+            Ok((row.get::<AnyNumeric>(1)?, row.get::<AnyNumeric>(2)?))
+        })?;
         let decimal = |n: Option<AnyNumeric>| n.map(|n| to_decimal(&n)).transpose().map(Option::unwrap_or_default);
         Ok(Spend { daily: decimal(daily)?, monthly: decimal(monthly)? })
     }

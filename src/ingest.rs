@@ -11,7 +11,7 @@
 
 use crate::errors::{self, ensure_non_negative, OrReport, TelemetryError};
 use crate::metadata::{self, Jsonb};
-use crate::{generators, pricing, settings};
+use crate::{generators, plans, pricing, settings};
 use pgrx::prelude::*;
 
 #[pg_trigger]
@@ -65,10 +65,7 @@ fn prepare<'a>(trigger: &'a PgTrigger<'a>) -> errors::Result<PgHeapTuple<'a, All
 }
 
 fn ensure_user_exists(user_id: pgrx::Uuid) -> errors::Result<()> {
-    let exists = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM auth.users WHERE id = $1)",
-        &[user_id.into()],
-    )?;
+    let exists = plans::get_one::<bool>("SELECT EXISTS (SELECT 1 FROM auth.users WHERE id = $1)", &[user_id.into()])?;
     if exists == Some(true) {
         Ok(())
     } else {

@@ -22,6 +22,7 @@
 //! - `drop_guard`: refusing a plain DROP EXTENSION while the logs hold rows.
 //! - `feed`: the opt-in `generation_logged` live feed, one notification per user per commit.
 //! - `subtransaction`: containing a failure (alerting must never cost a logged row).
+//! - `plans`: the hot-path statements, planned once per backend.
 //!
 //! Hand-written SQL lives in `sql/` and is ordered here:
 //! `bootstrap.sql` (install guard, Supabase stand-in), `schema.sql` (tables),
@@ -47,6 +48,7 @@ mod generators;
 mod ingest;
 mod logging;
 mod metadata;
+mod plans;
 mod pricing;
 mod ranges;
 mod repricing;

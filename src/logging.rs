@@ -6,7 +6,7 @@
 //! same `(user_id, idempotency_key)` returns the first call's id and is counted once. A user
 //! with a hard budget that is spent gets an error instead of a logged call that costs money.
 
-use crate::budgets;
+use crate::{budgets, plans};
 use crate::errors::{OrReport, Result, TelemetryError};
 use pgrx::prelude::*;
 use crate::metadata::Jsonb;
@@ -52,17 +52,15 @@ fn log_generation(
 
         Spi::connect_mut(|client| {
             if let Some(key) = idempotency_key {
-                let earlier = client.select(EARLIER_CALL, Some(1), &[user_id.into(), key.into()])?;
+                let earlier = plans::select(client, EARLIER_CALL, &[user_id.into(), key.into()])?;
                 if let Some(row) = earlier.into_iter().next() {
                     return row.get::<Uuid>(1)?.ok_or(TelemetryError::Internal("idempotency key without a log id"));
                 }
             }
             budgets::enforce_hard_limit(user_id, generator, time_ms, success, metadata)?;
-            // No row limit on writes: SPI stops a limited statement early and its AFTER
-            // statement triggers, which maintain the rollups, would not run.
-            let inserted = client.update(
+            let inserted = plans::update(
+                client,
                 INSERT_LOG,
-                None,
                 &[
                     user_id.into(),
                     generator.into(),
@@ -80,7 +78,7 @@ fn log_generation(
             if let Some(key) = idempotency_key {
                 // A concurrent call with the same key that committed first wins; failing this
                 // one rolls back its row, so the generation is still counted once.
-                let claimed = client.update(CLAIM_KEY, None, &[user_id.into(), key.into(), log_id.into()])?;
+                let claimed = plans::update(client, CLAIM_KEY, &[user_id.into(), key.into(), log_id.into()])?;
                 if claimed.is_empty() {
                     return Err(TelemetryError::IdempotencyRace);
                 }

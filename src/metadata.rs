@@ -119,7 +119,7 @@ pub fn usage_of(time_ms: i32, doc: Option<Jsonb>) -> Result<Usage> {
         return Ok(Usage::from_time(time_ms));
     };
     Spi::connect(|client| {
-        let rows = client.select(METERED, Some(1), &[doc.into()])?;
+        let rows = crate::plans::select(client, METERED, &[doc.into()])?;
         usage_from_row(time_ms, &rows.first().get_heap_tuple()?.ok_or(TelemetryError::Internal("no row"))?, 1)
     })
 }
@@ -138,7 +138,7 @@ pub fn redacted(doc: Jsonb, keys: &[String]) -> Result<Option<Jsonb>> {
     if keys.is_empty() {
         return Ok(None);
     }
-    let found = Spi::get_one_with_args::<bool>(HAS_ANY_KEY, &[doc.into(), keys.to_vec().into()])?;
+    let found = crate::plans::get_one::<bool>(HAS_ANY_KEY, &[doc.into(), keys.to_vec().into()])?;
     if found != Some(true) {
         return Ok(None);
     }

@@ -55,7 +55,7 @@ impl Level {
     const ALL: [Level; 3] = [Level::Hour, Level::Day, Level::Month];
 
     /// Start of the bucket containing `t` (infinities stay as they are).
-    fn floor(self, t: i64) -> Result<i64> {
+    pub fn floor(self, t: i64) -> Result<i64> {
         if !finite(t) {
             return Ok(t);
         }

@@ -14,12 +14,15 @@
 //! statements and users a transaction has. Old rows (deletes, updates: administrative and
 //! rare) are subtracted immediately, after applying what is staged.
 
-use crate::alerts;
 use crate::errors::{self, OrReport, TelemetryError};
 use crate::pricing::to_decimal;
+use crate::{alerts, plans};
 use pgrx::prelude::*;
+use pgrx::spi::SpiTupleTable;
 use pgrx::{AnyNumeric, Uuid};
 use rust_decimal::Decimal;
+use std::cell::Cell;
+use std::collections::BTreeMap;
 
 /// One delta per (user, level, bucket, generator) from the rows of a transition table.
 macro_rules! deltas_from {
@@ -63,31 +66,16 @@ macro_rules! stage {
 
 /// Take the staged rows this flush will apply: this transaction's own, and any that earlier
 /// transactions committed without applying (see [`apply_pending_usage_deltas`]), unless
-/// another flush holds them right now. Later statements read only the claimed rows.
+/// another flush holds them right now. Returns what the alert checks need of them; the
+/// statements that apply them read only the claimed rows.
 const CLAIM_STAGED: &str = "
     UPDATE aurora_telemetry.pending_usage_deltas AS p
        SET claimed_by = pg_catalog.pg_backend_pid()
-     WHERE p.ctid = ANY (ARRAY(SELECT q.ctid FROM aurora_telemetry.pending_usage_deltas q FOR UPDATE SKIP LOCKED))";
+     WHERE p.ctid = ANY (ARRAY(SELECT q.ctid FROM aurora_telemetry.pending_usage_deltas q FOR UPDATE SKIP LOCKED))
+    RETURNING p.user_id, p.level, p.bucket_start, p.generator, p.generations, p.successful, p.total_cost, p.new_calls";
 
 const STAGE_INSERTED_ROWS: &str = stage!("aurora_new_rows", "true");
 const STAGE_UPDATED_ROWS: &str = stage!("aurora_new_rows", "false");
-
-/// The (user, generator, hour) keys that received new calls, with their counts, for the
-/// alert checks and the live feed.
-const STAGED_CALLS: &str = "
-    SELECT user_id, generator, bucket_start, pg_catalog.sum(generations)::bigint,
-           pg_catalog.sum(successful)::bigint, pg_catalog.sum(total_cost)
-      FROM aurora_telemetry.pending_usage_deltas
-     WHERE level = 'hour' AND new_calls AND claimed_by = pg_catalog.pg_backend_pid()
-     GROUP BY user_id, generator, bucket_start
-     ORDER BY user_id, generator, bucket_start";
-
-/// Spend added per user and period, before it is applied.
-const STAGED_SPEND: &str = "
-    SELECT user_id, level, bucket_start, pg_catalog.sum(total_cost)
-      FROM aurora_telemetry.pending_usage_deltas
-     WHERE level IN ('day', 'month') AND claimed_by = pg_catalog.pg_backend_pid()
-     GROUP BY user_id, level, bucket_start";
 
 const APPLY_SPEND: &str = "
     INSERT INTO aurora_telemetry.spend_totals AS s (user_id, period, period_start, total_cost, generations)
@@ -206,55 +194,65 @@ pub struct Flushed {
     pub calls: Vec<NewCalls>,
 }
 
+/// Per (user, generator, hour): calls, successful calls and cost.
+type CallTotals = BTreeMap<(Uuid, String, i64), (i64, i64, Decimal)>;
+/// Per (user, period, period start): cost added.
+type SpendAdded = BTreeMap<(Uuid, String, i64), Decimal>;
+
+/// Sum the claimed rows into what the alert checks need.
+fn summarize_claimed(claimed: SpiTupleTable<'_>) -> errors::Result<(CallTotals, SpendAdded)> {
+    let (mut calls, mut spend) = (CallTotals::new(), SpendAdded::new());
+    for row in claimed {
+        let user_id = row.get::<Uuid>(1)?.ok_or(TelemetryError::Internal("staged row without user"))?;
+        let level = row.get::<String>(2)?.unwrap_or_default();
+        let bucket = row
+            .get::<TimestampWithTimeZone>(3)?
+            .ok_or(TelemetryError::Internal("staged row without bucket"))?
+            .into_inner();
+        let cost = row.get::<AnyNumeric>(7)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default();
+        match level.as_str() {
+            "hour" if row.get::<bool>(8)? == Some(true) => {
+                let generator = row.get::<String>(4)?.unwrap_or_default();
+                let entry = calls.entry((user_id, generator, bucket)).or_default();
+                entry.0 += row.get::<i64>(5)?.unwrap_or(0);
+                entry.1 += row.get::<i64>(6)?.unwrap_or(0);
+                entry.2 += cost;
+            }
+            "day" | "month" => *spend.entry((user_id, level, bucket)).or_default() += cost,
+            _ => {}
+        }
+    }
+    Ok((calls, spend))
+}
+
 /// Apply everything this transaction staged; `None` when nothing was staged.
 pub fn flush() -> errors::Result<Option<Flushed>> {
     Spi::connect_mut(|client| {
-        client.update(CLAIM_STAGED, None, &[])?;
-        let mut calls = Vec::new();
-        for row in client.select(STAGED_CALLS, None, &[])? {
-            calls.push(NewCalls {
-                user_id: row.get::<Uuid>(1)?.ok_or(TelemetryError::Internal("staged row without user"))?,
-                generator: row.get::<String>(2)?.unwrap_or_default(),
-                hour_start: row
-                    .get::<TimestampWithTimeZone>(3)?
-                    .ok_or(TelemetryError::Internal("staged row without hour"))?,
-                generations: row.get::<i64>(4)?.unwrap_or(0),
-                successful: row.get::<i64>(5)?.unwrap_or(0),
-                cost: row.get::<AnyNumeric>(6)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default(),
-            });
-        }
-        let mut added = Vec::new();
-        for row in client.select(STAGED_SPEND, None, &[])? {
-            added.push((
-                row.get::<Uuid>(1)?,
-                row.get::<String>(2)?,
-                row.get::<TimestampWithTimeZone>(3)?.map(|t| t.into_inner()),
-                row.get::<AnyNumeric>(4)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default(),
-            ));
-        }
-        if calls.is_empty() && added.is_empty() {
+        let claimed = plans::update(client, CLAIM_STAGED, &[])?;
+        if claimed.is_empty() {
             return Ok(None);
+        }
+        let (call_totals, added) = summarize_claimed(claimed)?;
+        let mut calls = Vec::with_capacity(call_totals.len());
+        for ((user_id, generator, hour), (generations, successful, cost)) in call_totals {
+            let hour_start = TimestampWithTimeZone::try_from(hour)
+                .map_err(|_| TelemetryError::Internal("staged hour out of range"))?;
+            calls.push(NewCalls { user_id, generator, hour_start, generations, successful, cost });
         }
 
         let mut spend = Vec::new();
-        for row in client.update(APPLY_SPEND, None, &[])? {
+        for row in plans::update(client, APPLY_SPEND, &[])? {
             let user_id = row.get::<Uuid>(1)?.ok_or(TelemetryError::Internal("spend row without user"))?;
             let period = row.get::<String>(2)?.unwrap_or_default();
             let period_start = row
                 .get::<TimestampWithTimeZone>(3)?
                 .ok_or(TelemetryError::Internal("spend row without period"))?;
             let after = row.get::<AnyNumeric>(4)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default();
-            let delta = added
-                .iter()
-                .find(|(u, p, s, _)| {
-                    *u == Some(user_id) && p.as_deref() == Some(period.as_str()) && *s == Some(period_start.into_inner())
-                })
-                .map(|(_, _, _, d)| *d)
-                .unwrap_or_default();
+            let delta = added.get(&(user_id, period.clone(), period_start.into_inner())).copied().unwrap_or_default();
             spend.push(SpendChange { user_id, period, period_start, before: after - delta, after });
         }
-        client.update(APPLY_GENERATOR_HOURS, None, &[])?;
-        client.update(APPLY_ROLLUPS, None, &[])?;
+        plans::update(client, APPLY_GENERATOR_HOURS, &[])?;
+        plans::update(client, APPLY_ROLLUPS, &[])?;
         Ok(Some(Flushed { spend, calls }))
     })
 }
@@ -301,10 +299,15 @@ fn maintain(trigger: &PgTrigger<'_>) -> errors::Result<()> {
             return Err(TelemetryError::Internal("could not register the trigger's transition tables"));
         }
         for statement in statements {
-            client.update(*statement, None, &[])?;
+            plans::update(client, statement, &[])?;
         }
         Ok(())
-    })
+    })?;
+    if matches!(operation, PgTriggerOperation::Insert | PgTriggerOperation::Update) {
+        // New deltas are staged: this commit's deferred firings must apply them.
+        APPLIED.with(|applied| applied.set(false));
+    }
+    Ok(())
 }
 
 /// Apply the staged deltas, then evaluate alerts on what changed (an error there is
@@ -332,14 +335,57 @@ fn apply_staged_and_alert() {
     if let Some(flushed) = flushed {
         alerts::evaluate(&flushed);
     }
+    watch_transaction_ends();
+    APPLIED.with(|applied| applied.set(true));
+}
+
+thread_local! {
+    /// True once what this transaction staged has been applied (or, at REPEATABLE READ and
+    /// above, left staged after a failed attempt that would fail again): the remaining
+    /// deferred firings of the same commit then return at once instead of each running the
+    /// claim. Cleared when new deltas are staged, when a subtransaction rolls back (it may
+    /// have undone a flush) and when the transaction ends.
+    static APPLIED: Cell<bool> = const { Cell::new(false) };
+    static WATCHING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn watch_transaction_ends() {
+    if WATCHING.with(Cell::get) {
+        return;
+    }
+    // SAFETY: transaction callbacks may be registered at any time in a backend; they stay
+    // registered for its life, which is why it is done once.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(on_subtransaction_event), std::ptr::null_mut());
+    }
+    WATCHING.with(|w| w.set(true));
+}
+
+unsafe extern "C-unwind" fn on_transaction_event(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    APPLIED.with(|applied| applied.set(false));
+}
+
+unsafe extern "C-unwind" fn on_subtransaction_event(
+    event: pg_sys::SubXactEvent::Type,
+    _subid: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
+        APPLIED.with(|applied| applied.set(false));
+    }
 }
 
 /// Deferred (INITIALLY DEFERRED) row trigger on `pending_usage_deltas`: its first firing at
-/// commit applies all staged deltas; the later firings of the same commit find none left.
+/// commit applies all staged deltas; the later firings of the same commit (one per staged
+/// row) return at once.
 #[pg_trigger]
 fn apply_pending_usage_deltas<'a>(
     _trigger: &'a PgTrigger<'a>,
 ) -> std::result::Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    apply_staged_and_alert();
+    if !APPLIED.with(Cell::get) {
+        apply_staged_and_alert();
+    }
     Ok(None)
 }

@@ -5,7 +5,7 @@
 //! and raw rows only at its ragged edges. Its cost therefore does not grow with the user's
 //! history, and its figures equal plain SQL over `generation_logs`.
 
-use crate::access;
+use crate::{access, plans};
 use crate::errors::{OrReport, Result, TelemetryError};
 use crate::pricing::{to_decimal, to_numeric};
 use crate::ranges::{self, Level};
@@ -119,9 +119,9 @@ impl Query {
 fn totals_by_generator(query: &Query) -> Result<Vec<(String, Totals)>> {
     let (sources, starts, ends) = query.pieces(Level::Month)?;
     Spi::connect(|client| {
-        let rows = client.select(
+        let rows = plans::select(
+            client,
             TOTALS_SQL,
-            None,
             &[query.user_id.into(), sources.into(), starts.into(), ends.into()],
         )?;
         let mut out = Vec::new();
@@ -266,9 +266,9 @@ fn percentile(sketch: &LatencySketch, q: f64) -> Result<Option<AnyNumeric>> {
 fn series(query: &Query, bucket: &str) -> Result<Vec<SeriesRow>> {
     let (sources, starts, ends) = query.pieces(coarsest_level_for(bucket)?)?;
     Spi::connect(|client| {
-        let rows = client.select(
+        let rows = plans::select(
+            client,
             SERIES_SQL,
-            None,
             &[query.user_id.into(), sources.into(), starts.into(), ends.into(), bucket.into()],
         )?;
         let mut out = Vec::new();

@@ -11,6 +11,7 @@ import datetime as dt
 import random
 from decimal import Decimal
 
+import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
@@ -244,3 +245,49 @@ def test_only_administrators_reprice(db, history):
             with raises_pg_error("42501", "permission denied for function reprice_generation_logs"):
                 with as_role(conn, role) as cur:
                     cur.execute("select public.reprice_generation_logs(now() - interval '1 day', now())")
+
+
+def _insert(conn, user, count=1):
+    for _ in range(count):
+        conn.execute("""insert into public.generation_logs (user_id, generator, time_ms)
+                        values (%s, 'Claude', 700)""", [user])
+
+
+def _roll_back_a_flushing_delete(conn, user):
+    """A DELETE applies what is staged before subtracting; rolling it back undoes that too."""
+    with conn.transaction() as savepoint:
+        conn.execute("delete from public.generation_logs where user_id = %s", [user])
+        raise psycopg.Rollback(savepoint)
+
+
+# What a transaction does between its inserts and its commit. The commit-time flush runs once
+# per transaction, however many deltas were staged; each of these must still leave nothing
+# behind in pending_usage_deltas and the rollups exact.
+TRANSACTION_SHAPES = {
+    "many statements": lambda conn, user: _insert(conn, user, 300),
+    "a delete flushes midway, then more inserts": lambda conn, user: (
+        _insert(conn, user, 3),
+        conn.execute("""delete from public.generation_logs
+                         where id = (select id from public.generation_logs where user_id = %s limit 1)""", [user]),
+        _insert(conn, user, 3)),
+    "a rolled-back savepoint undid a flush": lambda conn, user: (
+        _insert(conn, user, 3), _roll_back_a_flushing_delete(conn, user)),
+    "a rolled-back savepoint undid a flush, then more inserts": lambda conn, user: (
+        _insert(conn, user, 3), _roll_back_a_flushing_delete(conn, user), _insert(conn, user, 2)),
+    "deferred triggers forced to run early": lambda conn, user: (
+        _insert(conn, user, 2), conn.execute("set constraints all immediate"), _insert(conn, user, 2)),
+}
+
+
+@pytest.mark.parametrize("shape", TRANSACTION_SHAPES)
+def test_every_commit_applies_everything_it_staged(db, shape):
+    with db.connect() as conn:
+        user = make_user(conn)
+        with conn.transaction():
+            TRANSACTION_SHAPES[shape](conn, user)
+        left = scalar(conn, "select count(*) from aurora_telemetry.pending_usage_deltas where user_id = %s", [user])
+        assert left == 0
+        assert rollup_drift(conn) == 0
+        with as_role(conn, "service_role") as cur:
+            got = cur.execute("select * from public.get_user_usage_stats(%s)", [user]).fetchone()
+        assert got[:5] == independent_totals(conn, user, None, None)
