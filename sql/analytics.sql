@@ -10,19 +10,19 @@
 -- functions; the policies below let such administrators (role authenticated) read every
 -- user's logs, the rollups the statistics are served from, and the alerts. They change
 -- nothing through these policies.
-CREATE POLICY "Administrators signed in with a JWT can view all generation logs"
+CREATE POLICY "JWT administrators can view all generation logs"
     ON public.generation_logs FOR SELECT
     TO authenticated
     USING (((SELECT auth.jwt()) -> 'app_metadata' -> 'aurora_telemetry_admin') = 'true'::jsonb);
-CREATE POLICY "Administrators signed in with a JWT can read all usage rollups"
+CREATE POLICY "JWT administrators can read all usage rollups"
     ON aurora_telemetry.usage_rollups FOR SELECT
     TO authenticated
     USING (((SELECT auth.jwt()) -> 'app_metadata' -> 'aurora_telemetry_admin') = 'true'::jsonb);
-CREATE POLICY "Administrators signed in with a JWT can read all pending usage deltas"
+CREATE POLICY "JWT administrators can read all pending usage deltas"
     ON aurora_telemetry.pending_usage_deltas FOR SELECT
     TO authenticated
     USING (((SELECT auth.jwt()) -> 'app_metadata' -> 'aurora_telemetry_admin') = 'true'::jsonb);
-CREATE POLICY "Administrators signed in with a JWT can read all alerts"
+CREATE POLICY "JWT administrators can read all alerts"
     ON aurora_telemetry.alerts FOR SELECT
     TO authenticated
     USING (((SELECT auth.jwt()) -> 'app_metadata' -> 'aurora_telemetry_admin') = 'true'::jsonb);

@@ -146,8 +146,7 @@ CREATE TABLE aurora_telemetry.pending_usage_deltas (
     total_cost     numeric NOT NULL,
     total_time_ms  bigint NOT NULL,
     latency_sketch bytea NOT NULL,
-    new_calls      boolean NOT NULL DEFAULT true,  -- false: rows re-added by an UPDATE
-    claimed_by     integer                         -- the backend applying the row right now
+    new_calls      boolean NOT NULL DEFAULT true   -- false: rows re-added by an UPDATE
 );
 
 -- What the statistics read: the committed rollups plus this transaction's own pending

@@ -8,7 +8,8 @@
 //! - `metadata`: reading counts from and redacting the metadata column inside Postgres.
 //! - `ingest`: the trigger every stored generation row passes through (validate, redact, price).
 //! - `logging`: `log_generation`, the logging API with idempotency keys.
-//! - `rollups`: per-user hourly/daily/monthly totals maintained by statement triggers.
+//! - `rollups`: per-user hourly/daily/monthly totals maintained by statement triggers;
+//!   `staged_rows`: which staged deltas this transaction has not applied yet.
 //! - `sketch`: the mergeable latency sketch kept in the rollups.
 //! - `ranges`: splitting a time range into rollup buckets and raw edges.
 //! - `stats`: usage statistics and time series served from the rollups.
@@ -57,6 +58,7 @@ mod settings;
 mod stats;
 mod subtransaction;
 mod sketch;
+mod staged_rows;
 
 extension_sql_file!("../sql/bootstrap.sql", bootstrap);
 extension_sql_file!("../sql/schema.sql", name = "schema");

@@ -16,7 +16,7 @@
 
 use crate::errors::{self, OrReport, TelemetryError};
 use crate::pricing::to_decimal;
-use crate::{alerts, plans};
+use crate::{alerts, plans, staged_rows};
 use pgrx::prelude::*;
 use pgrx::spi::SpiTupleTable;
 use pgrx::{AnyNumeric, Uuid};
@@ -59,20 +59,36 @@ macro_rules! stage {
             $new_calls,
             " FROM (",
             deltas_from!($rows),
-            ") d"
+            ") d RETURNING ctid"
         )
     };
 }
 
-/// Take the staged rows this flush will apply: this transaction's own, and any that earlier
-/// transactions committed without applying (see [`apply_pending_usage_deltas`]), unless
-/// another flush holds them right now. Returns what the alert checks need of them; the
-/// statements that apply them read only the claimed rows.
-const CLAIM_STAGED: &str = "
-    UPDATE aurora_telemetry.pending_usage_deltas AS p
-       SET claimed_by = pg_catalog.pg_backend_pid()
-     WHERE p.ctid = ANY (ARRAY(SELECT q.ctid FROM aurora_telemetry.pending_usage_deltas q FOR UPDATE SKIP LOCKED))
-    RETURNING p.user_id, p.level, p.bucket_start, p.generator, p.generations, p.successful, p.total_cost, p.new_calls";
+/// The columns a flush reads of the rows it claims.
+macro_rules! claim {
+    ($filter:literal) => {
+        concat!(
+            "SELECT p.ctid, p.user_id, p.level, p.bucket_start, p.generator, p.generations, p.successful,
+                    p.total_cost, p.new_calls
+               FROM aurora_telemetry.pending_usage_deltas p ",
+            $filter,
+            " FOR UPDATE SKIP LOCKED"
+        )
+    };
+}
+
+/// Take this transaction's staged rows, found by the ctids their staging returned: the
+/// staging table holds many dead rows between vacuums, and a flush must not scan them.
+const CLAIM_OWN: &str = claim!("WHERE p.ctid = ANY ($1)");
+
+/// Take every staged row no other flush holds right now: this transaction's own and those
+/// that earlier transactions committed without applying (see [`apply_staged_and_alert`]).
+/// A scan of the whole staging table, so it runs now and then, not at every commit
+/// ([`sweep_due`]).
+const CLAIM_ALL: &str = claim!("");
+
+/// How often, at most, a backend sweeps for rows that other transactions left staged.
+const SWEEP_INTERVAL_USECS: i64 = 60_000_000;
 
 const STAGE_INSERTED_ROWS: &str = stage!("aurora_new_rows", "true");
 const STAGE_UPDATED_ROWS: &str = stage!("aurora_new_rows", "false");
@@ -81,7 +97,7 @@ const APPLY_SPEND: &str = "
     INSERT INTO aurora_telemetry.spend_totals AS s (user_id, period, period_start, total_cost, generations)
     SELECT user_id, level, bucket_start, pg_catalog.sum(total_cost), pg_catalog.sum(generations)
       FROM aurora_telemetry.pending_usage_deltas
-     WHERE level IN ('day', 'month') AND claimed_by = pg_catalog.pg_backend_pid()
+     WHERE ctid = ANY ($1) AND level IN ('day', 'month')
      GROUP BY user_id, level, bucket_start
      ORDER BY user_id, level, bucket_start
     ON CONFLICT (user_id, period, period_start) DO UPDATE SET
@@ -97,7 +113,7 @@ const APPLY_GENERATOR_HOURS: &str = "
            pg_catalog.sum(generations), pg_catalog.sum(generations - successful),
            pg_catalog.sum(total_time_ms), aurora_telemetry.sketch_union(latency_sketch)
       FROM aurora_telemetry.pending_usage_deltas
-     WHERE level = 'hour' AND new_calls AND claimed_by = pg_catalog.pg_backend_pid()
+     WHERE ctid = ANY ($1) AND level = 'hour' AND new_calls
      GROUP BY generator, bucket_start
      ORDER BY generator, bucket_start
     ON CONFLICT (generator, hour_start, slot) DO UPDATE SET
@@ -106,11 +122,10 @@ const APPLY_GENERATOR_HOURS: &str = "
         total_time_ms  = g.total_time_ms + EXCLUDED.total_time_ms,
         latency_sketch = aurora_telemetry.sketch_merge(g.latency_sketch, EXCLUDED.latency_sketch)";
 
-/// Everything claimed, in one statement sorted by key.
+/// Everything claimed, in one statement sorted by key; the claimed rows go away.
 const APPLY_ROLLUPS: &str = "
     WITH staged AS (
-        DELETE FROM aurora_telemetry.pending_usage_deltas
-         WHERE claimed_by = pg_catalog.pg_backend_pid()
+        DELETE FROM aurora_telemetry.pending_usage_deltas WHERE ctid = ANY ($1)
         RETURNING *)
     INSERT INTO aurora_telemetry.usage_rollups AS r
         (user_id, level, bucket_start, generator, generations, successful, total_cost, total_time_ms, latency_sketch)
@@ -199,40 +214,66 @@ type CallTotals = BTreeMap<(Uuid, String, i64), (i64, i64, Decimal)>;
 /// Per (user, period, period start): cost added.
 type SpendAdded = BTreeMap<(Uuid, String, i64), Decimal>;
 
-/// Sum the claimed rows into what the alert checks need.
-fn summarize_claimed(claimed: SpiTupleTable<'_>) -> errors::Result<(CallTotals, SpendAdded)> {
-    let (mut calls, mut spend) = (CallTotals::new(), SpendAdded::new());
+/// The claimed rows' ctids, and their sums as the alert checks need them.
+fn summarize_claimed(claimed: SpiTupleTable<'_>) -> errors::Result<(Vec<pg_sys::ItemPointerData>, CallTotals, SpendAdded)> {
+    let (mut ctids, mut calls, mut spend) = (Vec::new(), CallTotals::new(), SpendAdded::new());
     for row in claimed {
-        let user_id = row.get::<Uuid>(1)?.ok_or(TelemetryError::Internal("staged row without user"))?;
-        let level = row.get::<String>(2)?.unwrap_or_default();
+        ctids.push(row.get::<pg_sys::ItemPointerData>(1)?.ok_or(TelemetryError::Internal("claimed row without ctid"))?);
+        let user_id = row.get::<Uuid>(2)?.ok_or(TelemetryError::Internal("staged row without user"))?;
+        let level = row.get::<String>(3)?.unwrap_or_default();
         let bucket = row
-            .get::<TimestampWithTimeZone>(3)?
+            .get::<TimestampWithTimeZone>(4)?
             .ok_or(TelemetryError::Internal("staged row without bucket"))?
             .into_inner();
-        let cost = row.get::<AnyNumeric>(7)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default();
+        let cost = row.get::<AnyNumeric>(8)?.map(|n| to_decimal(&n)).transpose()?.unwrap_or_default();
         match level.as_str() {
-            "hour" if row.get::<bool>(8)? == Some(true) => {
-                let generator = row.get::<String>(4)?.unwrap_or_default();
+            "hour" if row.get::<bool>(9)? == Some(true) => {
+                let generator = row.get::<String>(5)?.unwrap_or_default();
                 let entry = calls.entry((user_id, generator, bucket)).or_default();
-                entry.0 += row.get::<i64>(5)?.unwrap_or(0);
-                entry.1 += row.get::<i64>(6)?.unwrap_or(0);
+                entry.0 += row.get::<i64>(6)?.unwrap_or(0);
+                entry.1 += row.get::<i64>(7)?.unwrap_or(0);
                 entry.2 += cost;
             }
             "day" | "month" => *spend.entry((user_id, level, bucket)).or_default() += cost,
             _ => {}
         }
     }
-    Ok((calls, spend))
+    Ok((ctids, calls, spend))
+}
+
+/// Whether this flush claims every staged row instead of only its own: on the backend's
+/// first flush, after it left rows staged itself, and once a minute. Rows left staged are
+/// counted by every statistic meanwhile; only their alerts wait for the sweep.
+fn sweep_due() -> bool {
+    let last = LAST_SWEEP.with(Cell::get);
+    // SAFETY: reads the clock.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    LEFT_STAGED.with(Cell::get) || last.is_none_or(|last| now.saturating_sub(last) >= SWEEP_INTERVAL_USECS)
+}
+
+fn swept() {
+    // SAFETY: reads the clock.
+    LAST_SWEEP.with(|last| last.set(Some(unsafe { pg_sys::GetCurrentTimestamp() })));
+    LEFT_STAGED.with(|left| left.set(false));
 }
 
 /// Apply everything this transaction staged; `None` when nothing was staged.
 pub fn flush() -> errors::Result<Option<Flushed>> {
+    let own = staged_rows::take_unapplied();
     Spi::connect_mut(|client| {
-        let claimed = plans::update(client, CLAIM_STAGED, &[])?;
+        let claimed = if sweep_due() {
+            let claimed = plans::update(client, CLAIM_ALL, &[])?;
+            swept();
+            claimed
+        } else if own.is_empty() {
+            return Ok(None);
+        } else {
+            plans::update(client, CLAIM_OWN, &[own.into()])?
+        };
         if claimed.is_empty() {
             return Ok(None);
         }
-        let (call_totals, added) = summarize_claimed(claimed)?;
+        let (ctids, call_totals, added) = summarize_claimed(claimed)?;
         let mut calls = Vec::with_capacity(call_totals.len());
         for ((user_id, generator, hour), (generations, successful, cost)) in call_totals {
             let hour_start = TimestampWithTimeZone::try_from(hour)
@@ -241,7 +282,7 @@ pub fn flush() -> errors::Result<Option<Flushed>> {
         }
 
         let mut spend = Vec::new();
-        for row in plans::update(client, APPLY_SPEND, &[])? {
+        for row in plans::update(client, APPLY_SPEND, &[ctids.clone().into()])? {
             let user_id = row.get::<Uuid>(1)?.ok_or(TelemetryError::Internal("spend row without user"))?;
             let period = row.get::<String>(2)?.unwrap_or_default();
             let period_start = row
@@ -251,8 +292,8 @@ pub fn flush() -> errors::Result<Option<Flushed>> {
             let delta = added.get(&(user_id, period.clone(), period_start.into_inner())).copied().unwrap_or_default();
             spend.push(SpendChange { user_id, period, period_start, before: after - delta, after });
         }
-        plans::update(client, APPLY_GENERATOR_HOURS, &[])?;
-        plans::update(client, APPLY_ROLLUPS, &[])?;
+        plans::update(client, APPLY_GENERATOR_HOURS, &[ctids.clone().into()])?;
+        plans::update(client, APPLY_ROLLUPS, &[ctids.into()])?;
         Ok(Some(Flushed { spend, calls }))
     })
 }
@@ -299,15 +340,17 @@ fn maintain(trigger: &PgTrigger<'_>) -> errors::Result<()> {
             return Err(TelemetryError::Internal("could not register the trigger's transition tables"));
         }
         for statement in statements {
-            plans::update(client, statement, &[])?;
+            let rows = plans::update(client, statement, &[])?;
+            if matches!(*statement, STAGE_INSERTED_ROWS | STAGE_UPDATED_ROWS) {
+                for row in rows {
+                    if let Some(ctid) = row.get::<pg_sys::ItemPointerData>(1)? {
+                        staged_rows::note(ctid);
+                    }
+                }
+            }
         }
         Ok(())
-    })?;
-    if matches!(operation, PgTriggerOperation::Insert | PgTriggerOperation::Update) {
-        // New deltas are staged: this commit's deferred firings must apply them.
-        APPLIED.with(|applied| applied.set(false));
-    }
-    Ok(())
+    })
 }
 
 /// Apply the staged deltas, then evaluate alerts on what changed (an error there is
@@ -328,6 +371,12 @@ fn apply_staged_and_alert() {
             applied = flush()?;
             Ok(())
         }));
+        if attempt.is_err() {
+            // This transaction commits its deltas staged: this backend's next flush sweeps,
+            // and the other firings of this commit need not try again.
+            staged_rows::leave_unapplied();
+            LEFT_STAGED.with(|left| left.set(true));
+        }
         attempt.ok().and(applied)
     } else {
         flush().or_report()
@@ -335,56 +384,27 @@ fn apply_staged_and_alert() {
     if let Some(flushed) = flushed {
         alerts::evaluate(&flushed);
     }
-    watch_transaction_ends();
-    APPLIED.with(|applied| applied.set(true));
 }
 
 thread_local! {
-    /// True once what this transaction staged has been applied (or, at REPEATABLE READ and
-    /// above, left staged after a failed attempt that would fail again): the remaining
-    /// deferred firings of the same commit then return at once instead of each running the
-    /// claim. Cleared when new deltas are staged, when a subtransaction rolls back (it may
-    /// have undone a flush) and when the transaction ends.
-    static APPLIED: Cell<bool> = const { Cell::new(false) };
-    static WATCHING: Cell<bool> = const { Cell::new(false) };
+    /// When this backend last claimed every staged row (see [`sweep_due`]).
+    static LAST_SWEEP: Cell<Option<i64>> = const { Cell::new(None) };
+    /// Set when a transaction of this backend committed deltas it could not apply.
+    static LEFT_STAGED: Cell<bool> = const { Cell::new(false) };
 }
 
-fn watch_transaction_ends() {
-    if WATCHING.with(Cell::get) {
-        return;
-    }
-    // SAFETY: transaction callbacks may be registered at any time in a backend; they stay
-    // registered for its life, which is why it is done once.
-    unsafe {
-        pg_sys::RegisterXactCallback(Some(on_transaction_event), std::ptr::null_mut());
-        pg_sys::RegisterSubXactCallback(Some(on_subtransaction_event), std::ptr::null_mut());
-    }
-    WATCHING.with(|w| w.set(true));
-}
-
-unsafe extern "C-unwind" fn on_transaction_event(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
-    APPLIED.with(|applied| applied.set(false));
-}
-
-unsafe extern "C-unwind" fn on_subtransaction_event(
-    event: pg_sys::SubXactEvent::Type,
-    _subid: pg_sys::SubTransactionId,
-    _parent: pg_sys::SubTransactionId,
-    _arg: *mut std::ffi::c_void,
-) {
-    if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
-        APPLIED.with(|applied| applied.set(false));
-    }
-}
-
-/// Deferred (INITIALLY DEFERRED) row trigger on `pending_usage_deltas`: its first firing at
-/// commit applies all staged deltas; the later firings of the same commit (one per staged
-/// row) return at once.
+/// Deferred (INITIALLY DEFERRED) row trigger on `pending_usage_deltas`, one firing per
+/// staged row: the first firing at commit applies every staged row, the later ones find
+/// nothing left to apply and return at once.
 #[pg_trigger]
 fn apply_pending_usage_deltas<'a>(
-    _trigger: &'a PgTrigger<'a>,
+    trigger: &'a PgTrigger<'a>,
 ) -> std::result::Result<Option<PgHeapTuple<'a, AllocatedByPostgres>>, std::convert::Infallible> {
-    if !APPLIED.with(Cell::get) {
+    // SAFETY: an AFTER INSERT row trigger's tg_trigtuple is the inserted row.
+    if let Some(row) = unsafe { trigger.trigger_data().tg_trigtuple.as_ref() } {
+        staged_rows::note(row.t_self);
+    }
+    if staged_rows::any_unapplied() {
         apply_staged_and_alert();
     }
     Ok(None)
