@@ -14,7 +14,6 @@
 
 use crate::errors::{OrReport, Result, TelemetryError};
 use pgrx::prelude::*;
-use std::collections::BTreeMap;
 use std::sync::LazyLock;
 
 /// Relative accuracy of the buckets. Below the promised 1% so that float rounding at a bucket
@@ -52,8 +51,10 @@ fn corrupt(message: impl Into<String>) -> TelemetryError {
 pub struct LatencySketch {
     /// How many values were exactly 0 ms (their estimate is exact).
     zeros: i64,
-    /// Bucket key -> count, for values of at least 1 ms. Sorted, so quantiles walk it in order.
-    buckets: BTreeMap<i32, i64>,
+    /// Count per bucket key (the index), for values of at least 1 ms: dense, because keys
+    /// are few (at most 1195) and merging arrays is what rollups and statistics do most.
+    /// Never longer than its last non-zero count, so equal sketches compare equal.
+    buckets: Vec<i64>,
     /// `zeros` plus all bucket counts, kept so no later sum can overflow.
     total: i64,
 }
@@ -80,7 +81,7 @@ impl LatencySketch {
         if value == 0 {
             self.zeros += 1;
         } else {
-            *self.buckets.entry(key_of(value)).or_insert(0) += 1;
+            *self.bucket_mut(key_of(value)) += 1;
         }
         Ok(())
     }
@@ -97,8 +98,11 @@ impl LatencySketch {
             .ok_or_else(|| corrupt("merging would make the count exceed 9223372036854775807"))?;
         // Every single count is at most the new total, so none of these additions overflows.
         self.zeros += other.zeros;
-        for (&key, &count) in &other.buckets {
-            *self.buckets.entry(key).or_insert(0) += count;
+        if self.buckets.len() < other.buckets.len() {
+            self.buckets.resize(other.buckets.len(), 0);
+        }
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine += theirs;
         }
         Ok(())
     }
@@ -116,8 +120,8 @@ impl LatencySketch {
                 other.zeros, self.zeros
             )));
         }
-        for (&key, &count) in &other.buckets {
-            let have = self.buckets.get(&key).copied().unwrap_or(0);
+        for (key, count) in other.nonempty() {
+            let have = self.buckets.get(key as usize).copied().unwrap_or(0);
             if count > have {
                 // Bucket k holds (GAMMA^(k-1), GAMMA^k]; the range tells a reader which
                 // latencies are out of step.
@@ -130,16 +134,31 @@ impl LatencySketch {
         }
         self.zeros -= other.zeros;
         self.total -= other.total;
-        for (&key, &count) in &other.buckets {
-            if let Some(have) = self.buckets.get_mut(&key) {
-                *have -= count;
-                if *have == 0 {
-                    // Empty buckets are dropped so the stored form stays canonical.
-                    self.buckets.remove(&key);
-                }
-            }
+        for (mine, theirs) in self.buckets.iter_mut().zip(&other.buckets) {
+            *mine -= theirs;
         }
+        // Trailing empty buckets are dropped so equal sketches stay equal.
+        let used = self.buckets.iter().rposition(|&count| count != 0).map_or(0, |last| last + 1);
+        self.buckets.truncate(used);
         Ok(())
+    }
+
+    /// The count of bucket `key` (at most `MAX_KEY`), for writing.
+    fn bucket_mut(&mut self, key: i32) -> &mut i64 {
+        let index = key.unsigned_abs() as usize;
+        if self.buckets.len() <= index {
+            self.buckets.resize(index + 1, 0);
+        }
+        &mut self.buckets[index]
+    }
+
+    /// (key, count) of every bucket that holds values, in key order.
+    fn nonempty(&self) -> impl DoubleEndedIterator<Item = (i32, i64)> + '_ {
+        self.buckets
+            .iter()
+            .enumerate()
+            .filter(|(_, &count)| count != 0)
+            .map(|(key, &count)| (key as i32, count))
     }
 
     /// Number of values counted.
@@ -163,25 +182,26 @@ impl LatencySketch {
         if seen >= rank {
             return Some(0.0);
         }
-        for (&key, &count) in &self.buckets {
+        for (key, count) in self.nonempty() {
             seen += count;
             if seen >= rank {
                 return Some(representative(key));
             }
         }
         // Unreachable while total equals the sum of counts; answer with the largest bucket.
-        self.buckets.keys().next_back().map(|&key| representative(key))
+        self.nonempty().last().map(|(key, _)| representative(key))
     }
 
     /// The compact stored form (see the module documentation).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(3 + 3 * self.buckets.len());
+        let used = self.nonempty().count();
+        let mut out = Vec::with_capacity(3 + 3 * used);
         out.push(FORMAT_VERSION);
         // Counts are never negative, so unsigned_abs is the value itself.
         put_varint(&mut out, self.zeros.unsigned_abs());
-        put_varint(&mut out, self.buckets.len() as u64);
+        put_varint(&mut out, used as u64);
         let mut previous = 0i64;
-        for (&key, &count) in &self.buckets {
+        for (key, count) in self.nonempty() {
             put_varint(&mut out, zigzag(i64::from(key) - previous));
             put_varint(&mut out, count.unsigned_abs());
             previous = i64::from(key);
@@ -208,7 +228,7 @@ impl LatencySketch {
                 "claims {bucket_count} buckets, but at most {max_buckets} are possible"
             )));
         }
-        let mut sketch = LatencySketch { zeros, buckets: BTreeMap::new(), total: zeros };
+        let mut sketch = LatencySketch { zeros, buckets: Vec::new(), total: zeros };
         let mut previous = 0i64;
         for index in 0..bucket_count {
             let delta = unzigzag(reader.varint("bucket key")?);
@@ -232,7 +252,7 @@ impl LatencySketch {
                 .total
                 .checked_add(count)
                 .ok_or_else(|| corrupt("total count exceeds 9223372036854775807"))?;
-            sketch.buckets.insert(key, count);
+            *sketch.bucket_mut(key) = count;
             previous = i64::from(key);
         }
         if reader.position != bytes.len() {
