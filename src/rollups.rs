@@ -87,9 +87,6 @@ const CLAIM_OWN: &str = claim!("WHERE p.ctid = ANY ($1)");
 /// ([`sweep_due`]).
 const CLAIM_ALL: &str = claim!("");
 
-/// How often, at most, a backend sweeps for rows that other transactions left staged.
-const SWEEP_INTERVAL_USECS: i64 = 60_000_000;
-
 const STAGE_INSERTED_ROWS: &str = stage!("aurora_new_rows", "true");
 const STAGE_UPDATED_ROWS: &str = stage!("aurora_new_rows", "false");
 
@@ -241,14 +238,20 @@ fn summarize_claimed(claimed: SpiTupleTable<'_>) -> errors::Result<(Vec<pg_sys::
     Ok((ctids, calls, spend))
 }
 
-/// Whether this flush claims every staged row instead of only its own: on the backend's
-/// first flush, after it left rows staged itself, and once a minute. Rows left staged are
-/// counted by every statistic meanwhile; only their alerts wait for the sweep.
-fn sweep_due() -> bool {
-    let last = LAST_SWEEP.with(Cell::get);
+/// Whether this flush claims every staged row instead of only its own: after this backend
+/// left rows staged itself, and every `staged_sweep_seconds` (counted from the backend's
+/// first flush). Rows left staged are counted by every statistic meanwhile; only their
+/// alerts wait for the sweep.
+fn sweep_due() -> errors::Result<bool> {
+    let interval = crate::catalog_cache::get()?.settings.staged_sweep_interval_usecs();
     // SAFETY: reads the clock.
     let now = unsafe { pg_sys::GetCurrentTimestamp() };
-    LEFT_STAGED.with(Cell::get) || last.is_none_or(|last| now.saturating_sub(last) >= SWEEP_INTERVAL_USECS)
+    let last = LAST_SWEEP.with(|last| {
+        let first = last.get().unwrap_or(now);
+        last.set(Some(first));
+        first
+    });
+    Ok(LEFT_STAGED.with(Cell::get) || now.saturating_sub(last) >= interval)
 }
 
 fn swept() {
@@ -261,7 +264,7 @@ fn swept() {
 pub fn flush() -> errors::Result<Option<Flushed>> {
     let own = staged_rows::take_unapplied();
     Spi::connect_mut(|client| {
-        let claimed = if sweep_due() {
+        let claimed = if sweep_due()? {
             let claimed = plans::update(client, CLAIM_ALL, &[])?;
             swept();
             claimed

@@ -114,6 +114,13 @@ pub static ANOMALY_BASELINE_HOURS: Setting =
 pub static REALTIME_FEED: Setting =
     Setting { name: "realtime_feed", default: || Value::Bool(false), valid: Value::is_boolean };
 
+/// How often, at most, each backend sweeps the staging table for usage deltas that
+/// REPEATABLE READ or SERIALIZABLE transactions committed without applying (their rollup rows
+/// changed after their snapshot), applying them and evaluating their alerts. Seconds; default
+/// 60, 0: at every commit. The backend that left them applies them at its next commit anyway.
+pub static STAGED_SWEEP_SECONDS: Setting =
+    Setting { name: "staged_sweep_seconds", default: || Value::from(60), valid: non_negative_number };
+
 /// All settings, for validation.
 pub static ALL: &[&Setting] = &[
     &REDACTED_METADATA_KEYS,
@@ -128,6 +135,7 @@ pub static ALL: &[&Setting] = &[
     &ANOMALY_SENSITIVITY,
     &ANOMALY_BASELINE_HOURS,
     &REALTIME_FEED,
+    &STAGED_SWEEP_SECONDS,
 ];
 
 /// The stored overrides, read once; typed accessors fall back to the defaults.
@@ -212,6 +220,10 @@ impl Settings {
     }
     pub fn anomaly_baseline_hours(&self) -> i64 {
         self.number(&ANOMALY_BASELINE_HOURS) as i64
+    }
+    /// In microseconds, as Postgres timestamps count.
+    pub fn staged_sweep_interval_usecs(&self) -> i64 {
+        (self.number(&STAGED_SWEEP_SECONDS) * 1e6).min(i64::MAX as f64) as i64
     }
 }
 
