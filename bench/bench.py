@@ -42,10 +42,13 @@ PGBIN = Path("/usr/lib/postgresql/15/bin")
 DESIGNS = ("bare", "seed", "aurora")
 LABEL = {"bare": "Bare", "seed": "Seed", "aurora": "aurora_telemetry", "seed_as_written": "Seed as written"}
 DBNAME = {"bare": "bench_bare", "seed": "bench_seed", "aurora": "bench_aurora"}
+# What each design's database is made of, in order. The Seed and aurora_telemetry run on
+# the same Supabase stand-in (roles, auth schema, default privileges) as the tests.
+SUPABASE = REPO / "tests" / "fixtures" / "supabase_auth.sql"
 SETUP_FILES = {
-    "bare": ["common.sql", "bare.sql", "plain_api.sql"],
-    "seed": ["supabase.sql", "common.sql", "seed.sql", "plain_api.sql"],
-    "aurora": ["supabase.sql", "common.sql", "aurora.sql"],
+    "bare": [SQL / "common.sql", SQL / "bare.sql", SQL / "plain_api.sql"],
+    "seed": [SUPABASE, SQL / "common.sql", SQL / "seed.sql", SQL / "plain_api.sql"],
+    "aurora": [SUPABASE, SQL / "common.sql", SQL / "aurora.sql"],
 }
 SECONDARY_INDEXES = {
     "generation_logs_user_created_idx": "(user_id, created_at desc)",
@@ -90,7 +93,7 @@ FULL = Sizes(
     stats_sizes=[10_000, 100_000, 1_000_000], history_days=180,
     background_users=500, background_rows=50_000,
     insert_levels=[0, 1_000, 10_000], insert_clients=[1, 8],
-    insert_seconds=6, insert_transactions=0, insert_repeats=2,
+    insert_seconds=10, insert_transactions=0, insert_repeats=3,
     bulk_rows=10_000, bulk_users=100, bulk_reps=3,
     call_budget_s=3.0, max_calls=2_000, min_calls=5,
     load_batch=100_000, background_batch=1_000, backfill_sizes=[1_000, 2_000, 4_000, 8_000], profile_seconds=5,
@@ -228,8 +231,8 @@ class Bench:
                 conn.execute(f"create database {DBNAME[design]}")
                 conn.execute(f"alter database {DBNAME[design]} set timezone = 'UTC'")
         for design in DESIGNS:
-            for name in SETUP_FILES[design]:
-                self.cluster.psql_file(DBNAME[design], SQL / name)
+            for path in SETUP_FILES[design]:
+                self.cluster.psql_file(DBNAME[design], path)
         with self.cluster.connect(DBNAME["aurora"]) as conn:
             self.r.meta["extension_version"] = conn.execute(
                 "select extversion from pg_extension where extname = 'aurora_telemetry'").fetchone()[0]

@@ -1,5 +1,5 @@
 -- Seed: the design of the seed document (telemetry-and-usage-monitoring.md), run after
--- supabase.sql. Everything between the "as written" markers is copied verbatim from the
+-- tests/fixtures/supabase_auth.sql. Everything between the "as written" markers is copied verbatim from the
 -- seed; the only additions are marked below.
 
 -- uuid_generate_v4() comes from the uuid-ossp contrib extension.
