@@ -9,6 +9,11 @@
 //!
 //! Only statements whose text is a constant are kept (`&'static str`), and a plan is kept per
 //! text and argument types, so the same text called with other types gets a plan of its own.
+//!
+//! They always run their generic plan. Left to choose, Postgres plans a parameterized
+//! statement anew at every execution whenever its generic plan looks costlier than the
+//! custom ones, as it does for the `ctid = ANY ($1)` lookups of the rollup flush, whose array
+//! it cannot size; planning would then cost more than running.
 
 use crate::errors::Result;
 use pgrx::datum::DatumWithOid;
@@ -22,6 +27,28 @@ type Key = (&'static str, Vec<pg_sys::Oid>, bool);
 
 thread_local! {
     static KEPT: RefCell<HashMap<Key, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
+}
+
+/// Generic plans for the kept statements while it lives (set around each execution, restored
+/// when it ends, also when it fails: a Postgres error unwinds through here as a panic).
+struct GenericPlansOnly(std::ffi::c_int);
+
+impl GenericPlansOnly {
+    fn begin() -> Self {
+        // SAFETY: plan_cache_mode is a plain GUC variable read when a cached plan is chosen.
+        unsafe {
+            let previous = pg_sys::plan_cache_mode;
+            pg_sys::plan_cache_mode = pg_sys::PlanCacheMode::PLAN_CACHE_MODE_FORCE_GENERIC_PLAN as std::ffi::c_int;
+            GenericPlansOnly(previous)
+        }
+    }
+}
+
+impl Drop for GenericPlansOnly {
+    fn drop(&mut self) {
+        // SAFETY: restores the value read in `begin`.
+        unsafe { pg_sys::plan_cache_mode = self.0 };
+    }
 }
 
 fn kept(client: &SpiClient<'_>, sql: &'static str, args: &[DatumWithOid<'_>], mutating: bool) -> Result<Rc<OwnedPreparedStatement>> {
@@ -46,6 +73,7 @@ pub fn select<'conn>(client: &SpiClient<'conn>, sql: &'static str, args: &[Datum
     // SAFETY: reads the top-level transaction's id, InvalidTransactionId until it writes.
     let has_written = unsafe { pg_sys::GetTopTransactionIdIfAny() } != pg_sys::InvalidTransactionId;
     let plan = kept(client, sql, args, has_written)?;
+    let _generic = GenericPlansOnly::begin();
     Ok(client.select(&*plan, None, args)?)
 }
 
@@ -53,6 +81,7 @@ pub fn select<'conn>(client: &SpiClient<'conn>, sql: &'static str, args: &[Datum
 /// limited statement early, and the AFTER statement triggers of a write would not run.
 pub fn update<'conn>(client: &mut SpiClient<'conn>, sql: &'static str, args: &[DatumWithOid<'_>]) -> Result<SpiTupleTable<'conn>> {
     let plan = kept(client, sql, args, true)?;
+    let _generic = GenericPlansOnly::begin();
     Ok(client.update(&*plan, None, args)?)
 }
 
