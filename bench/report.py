@@ -447,8 +447,8 @@ def profile_section(r, f):
         out.append(
             "**What one single-row INSERT costs in aurora_telemetry.** `pg_stat_statements` with `track = all` "
             "(nested statements too: SPI calls from the triggers and the commit-time flush; `track_planning` on) "
-            f"over {units:,} single-row INSERTs at 1 client. Executing these statements, not Rust code, is "
-            f"where the time goes: about {n:.0f} SQL statements run per logged row. Top statements by total "
+            f"over {units:,} single-row INSERTs at 1 client. Most of the time goes to executing these "
+            f"statements: about {n:.0f} SQL statements run per logged row. Top statements by total "
             "execution time (*run from*: `client` is the INSERT pgbench sent, `nested` ran inside it (triggers), "
             "`commit` ran at commit from the deferred trigger):\n\n" + statement_table(ins, "INSERT", "INSERT INTO public.generation_logs")
             + (f"\n\n(with tracking on, the run reached {fmt_int(ins.get('tps_with_tracking'))} tps.)" if ins.get("tps_with_tracking") else ""))
@@ -456,7 +456,8 @@ def profile_section(r, f):
         if plans:
             tot = sum(s["plan_ms"] for s in ins["statements"]) / units
             out.append(f"Planning the statements above cost {tot:.3f} ms per INSERT in total "
-                       "(SPI statements without a kept plan are parsed and planned at every execution).")
+                       "(the extension plans each of its statements once per backend and keeps the plan; a figure "
+                       "well above zero here means some statement is planned again at every execution).")
     si = p.get("seed_insert")
     if si:
         out.append(f"**The Seed's INSERT at {si.get('level', 0):,} rows/user today**, the same way:\n\n"
@@ -469,8 +470,8 @@ def profile_section(r, f):
     if sp:
         out.append("**How much of `get_user_usage_stats` is planning.** Its inner query (copied from `src/stats.rs` "
                    "into `bench/pgbench/aurora_stats_inner.sql`, all-time range) run by pgbench for the same user: "
-                   "parsed and planned at every call as the extension's SPI call does today (`-M simple`), and with "
-                   "a kept plan (`-M prepared`); mean latency, client round trip included:\n\n"
+                   "parsed and planned at every call (`-M simple`), and with a kept plan (`-M prepared`), as the "
+                   "extension runs it; mean latency, client round trip included:\n\n"
                    + table(["what", "ms per call"], [
                        ("`get_user_usage_stats(user, null, null)` as installed", fmt_ms(sp["function"])),
                        ("its inner query, parsed and planned every call", fmt_ms(sp["inner_planned_each_call"])),
