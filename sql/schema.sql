@@ -148,6 +148,9 @@ CREATE TABLE aurora_telemetry.pending_usage_deltas (
     latency_sketch bytea NOT NULL,
     new_calls      boolean NOT NULL DEFAULT true   -- false: rows re-added by an UPDATE
 );
+-- The statistics and check_budget read a user's staged rows (a transaction's own, and those
+-- left by REPEATABLE READ or SERIALIZABLE transactions) by user, never the whole table.
+CREATE INDEX pending_usage_deltas_user_idx ON aurora_telemetry.pending_usage_deltas (user_id);
 
 -- What the statistics read: the committed rollups plus this transaction's own pending
 -- deltas, so a transaction sees its own inserts.

@@ -5,17 +5,12 @@
 ALTER FUNCTION aurora_telemetry.prepare_generation_log()
     SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
--- The rollup functions find staged rows by ctid. Between vacuums the staging table holds many
--- dead rows, and a plan kept from when it was small would scan them all: sequential scans
--- are off for these two, so ctid lookups and key upserts always use TID and index scans.
 ALTER FUNCTION aurora_telemetry.maintain_usage_rollups()
     SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    SET enable_seqscan = off;
+    SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION aurora_telemetry.apply_pending_usage_deltas()
     SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-    SET enable_seqscan = off;
+    SET search_path = pg_catalog, pg_temp;
 
 CREATE TRIGGER generation_logs_prepare
     BEFORE INSERT ON public.generation_logs

@@ -10,10 +10,15 @@
 //! Only statements whose text is a constant are kept (`&'static str`), and a plan is kept per
 //! text and argument types, so the same text called with other types gets a plan of its own.
 //!
-//! They always run their generic plan. Left to choose, Postgres plans a parameterized
-//! statement anew at every execution whenever its generic plan looks costlier than the
-//! custom ones, as it does for the `ctid = ANY ($1)` lookups of the rollup flush, whose array
-//! it cannot size; planning would then cost more than running.
+//! They always run their generic plan, planned without sequential scans where an index or a
+//! ctid can answer:
+//! - Left to choose, Postgres plans a parameterized statement anew at every execution whenever
+//!   its generic plan looks costlier than the custom ones, as it does for the `ctid = ANY ($1)`
+//!   lookups of the rollup flush, whose array it cannot size; planning would then cost more
+//!   than running.
+//! - Every kept statement reads a few rows by key. A plan made while a table was small scans
+//!   it whole, and keeps doing so as it grows: the staging table, empty after a vacuum, holds
+//!   thousands of dead rows a minute later under steady logging.
 
 use crate::errors::Result;
 use pgrx::datum::DatumWithOid;
@@ -29,25 +34,33 @@ thread_local! {
     static KEPT: RefCell<HashMap<Key, Rc<OwnedPreparedStatement>>> = RefCell::new(HashMap::new());
 }
 
-/// Generic plans for the kept statements while it lives (set around each execution, restored
-/// when it ends, also when it fails: a Postgres error unwinds through here as a panic).
-struct GenericPlansOnly(std::ffi::c_int);
+/// The planner settings of the kept statements while it lives: set around each execution
+/// (where a plan is made or remade), restored when it ends, also when it fails (a Postgres
+/// error unwinds through here as a panic).
+struct KeyedPlans {
+    plan_cache_mode: std::ffi::c_int,
+    enable_seqscan: bool,
+}
 
-impl GenericPlansOnly {
+impl KeyedPlans {
     fn begin() -> Self {
-        // SAFETY: plan_cache_mode is a plain GUC variable read when a cached plan is chosen.
+        // SAFETY: plain GUC variables, read by the planner and when a cached plan is chosen.
         unsafe {
-            let previous = pg_sys::plan_cache_mode;
+            let previous = KeyedPlans { plan_cache_mode: pg_sys::plan_cache_mode, enable_seqscan: pg_sys::enable_seqscan };
             pg_sys::plan_cache_mode = pg_sys::PlanCacheMode::PLAN_CACHE_MODE_FORCE_GENERIC_PLAN as std::ffi::c_int;
-            GenericPlansOnly(previous)
+            pg_sys::enable_seqscan = false;
+            previous
         }
     }
 }
 
-impl Drop for GenericPlansOnly {
+impl Drop for KeyedPlans {
     fn drop(&mut self) {
-        // SAFETY: restores the value read in `begin`.
-        unsafe { pg_sys::plan_cache_mode = self.0 };
+        // SAFETY: restores the values read in `begin`.
+        unsafe {
+            pg_sys::plan_cache_mode = self.plan_cache_mode;
+            pg_sys::enable_seqscan = self.enable_seqscan;
+        }
     }
 }
 
@@ -73,7 +86,7 @@ pub fn select<'conn>(client: &SpiClient<'conn>, sql: &'static str, args: &[Datum
     // SAFETY: reads the top-level transaction's id, InvalidTransactionId until it writes.
     let has_written = unsafe { pg_sys::GetTopTransactionIdIfAny() } != pg_sys::InvalidTransactionId;
     let plan = kept(client, sql, args, has_written)?;
-    let _generic = GenericPlansOnly::begin();
+    let _planner = KeyedPlans::begin();
     Ok(client.select(&*plan, None, args)?)
 }
 
@@ -81,7 +94,7 @@ pub fn select<'conn>(client: &SpiClient<'conn>, sql: &'static str, args: &[Datum
 /// limited statement early, and the AFTER statement triggers of a write would not run.
 pub fn update<'conn>(client: &mut SpiClient<'conn>, sql: &'static str, args: &[DatumWithOid<'_>]) -> Result<SpiTupleTable<'conn>> {
     let plan = kept(client, sql, args, true)?;
-    let _generic = GenericPlansOnly::begin();
+    let _planner = KeyedPlans::begin();
     Ok(client.update(&*plan, None, args)?)
 }
 

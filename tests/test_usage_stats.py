@@ -291,3 +291,29 @@ def test_every_commit_applies_everything_it_staged(db, shape):
         with as_role(conn, "service_role") as cur:
             got = cur.execute("select * from public.get_user_usage_stats(%s)", [user]).fetchone()
         assert got[:5] == independent_totals(conn, user, None, None)
+
+
+def staging_table_scans(conn):
+    """(sequential, index) scans of the staging table so far, with this backend's counts in."""
+    conn.execute("select pg_stat_force_next_flush()")
+    return conn.execute("""select seq_scan, idx_scan from pg_stat_all_tables
+                            where relid = 'aurora_telemetry.pending_usage_deltas'::regclass""").fetchone()
+
+
+def test_statistics_read_staged_rows_by_index_never_the_whole_table(db):
+    """Under steady logging the staging table holds thousands of dead rows between vacuums;
+    the statistics and check_budget must read a user's staged rows by index, even when their
+    kept plans were made while the table was empty."""
+    with db.connect() as conn:
+        user = make_user(conn)
+        _insert(conn, user, 3)
+        conn.execute("vacuum aurora_telemetry.pending_usage_deltas")  # empty: a seq scan looks cheapest
+        before = staging_table_scans(conn)
+        for _ in range(3):
+            with as_role(conn, "authenticated", sub=user) as cur:
+                cur.execute("select * from public.get_user_usage_stats()").fetchone()
+                cur.execute("select * from public.get_user_usage_timeseries(auth.uid(), 'day')").fetchall()
+                cur.execute("select * from public.check_budget()").fetchone()
+        after = staging_table_scans(conn)
+        assert after[0] == before[0]
+        assert after[1] >= before[1] + 9
