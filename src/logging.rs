@@ -58,7 +58,7 @@ fn log_generation(
                 }
             }
             budgets::enforce_hard_limit(user_id, generator, time_ms, success, metadata)?;
-            let inserted = plans::update(
+            let inserted = plans::update_user_table(
                 client,
                 INSERT_LOG,
                 &[

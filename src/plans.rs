@@ -98,6 +98,18 @@ pub fn update<'conn>(client: &mut SpiClient<'conn>, sql: &'static str, args: &[D
     Ok(client.update(&*plan, None, args)?)
 }
 
+/// Run a write into `public.generation_logs` through its kept plan, under the caller's own
+/// planner settings: the statements of any trigger the application put on that table run
+/// inside it, and they are the application's to plan.
+pub fn update_user_table<'conn>(
+    client: &mut SpiClient<'conn>,
+    sql: &'static str,
+    args: &[DatumWithOid<'_>],
+) -> Result<SpiTupleTable<'conn>> {
+    let plan = kept(client, sql, args, true)?;
+    Ok(client.update(&*plan, None, args)?)
+}
+
 /// The first column of the first row of a read-only statement (`None` for no row or NULL).
 pub fn get_one<T: pgrx::FromDatum + pgrx::IntoDatum>(sql: &'static str, args: &[DatumWithOid<'_>]) -> Result<Option<T>> {
     pgrx::Spi::connect(|client| {

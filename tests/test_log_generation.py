@@ -72,6 +72,31 @@ def test_service_role_logs_and_the_row_is_priced_validated_and_redacted(conn):
     assert failed == (Decimal("0"), False, "API rate limit exceeded")
 
 
+def test_application_triggers_run_under_the_sessions_own_planner_settings(conn):
+    """log_generation plans its own statements its own way (generic plans, no sequential
+    scans); a trigger the application puts on generation_logs still runs with the session's
+    settings, as it does after a plain INSERT."""
+    conn.execute("create table public.seen_settings (enable_seqscan text, plan_cache_mode text)")
+    conn.execute("""create function public.note_settings() returns trigger
+                    language plpgsql security definer set search_path = pg_catalog, public as $$
+                    begin
+                        insert into public.seen_settings
+                        values (current_setting('enable_seqscan'), current_setting('plan_cache_mode'));
+                        return new;
+                    end $$""")
+    conn.execute("""create trigger note_settings after insert on public.generation_logs
+                    for each row execute function public.note_settings()""")
+    try:
+        user = make_user(conn)
+        with as_role(conn, "service_role") as cur:
+            log(cur, user)
+        assert conn.execute("select * from public.seen_settings").fetchall() == [("on", "auto")]
+    finally:
+        conn.execute("drop trigger note_settings on public.generation_logs")
+        conn.execute("drop function public.note_settings()")
+        conn.execute("drop table public.seen_settings")
+
+
 def test_redacted_keys_are_a_setting(conn):
     user = make_user(conn)
     conn.execute("""insert into aurora_telemetry.settings (name, value)
