@@ -9,6 +9,7 @@
 
 use crate::errors::{Result, TelemetryError};
 use crate::pricing::Usage;
+use crate::plans;
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::{direct_function_call, pg_sys, IntoDatum};
@@ -119,7 +120,7 @@ pub fn usage_of(time_ms: i32, doc: Option<Jsonb>) -> Result<Usage> {
         return Ok(Usage::from_time(time_ms));
     };
     Spi::connect(|client| {
-        let rows = crate::plans::select(client, METERED, &[doc.into()])?;
+        let rows = plans::select(client, METERED, &[doc.into()])?;
         usage_from_row(time_ms, &rows.first().get_heap_tuple()?.ok_or(TelemetryError::Internal("no row"))?, 1)
     })
 }
@@ -138,7 +139,7 @@ pub fn redacted(doc: Jsonb, keys: &[String]) -> Result<Option<Jsonb>> {
     if keys.is_empty() {
         return Ok(None);
     }
-    let found = crate::plans::get_one::<bool>(HAS_ANY_KEY, &[doc.into(), keys.to_vec().into()])?;
+    let found = plans::get_one::<bool>(HAS_ANY_KEY, &[doc.into(), keys.to_vec().into()])?;
     if found != Some(true) {
         return Ok(None);
     }
