@@ -21,7 +21,6 @@ use pgrx::prelude::*;
 use pgrx::spi::SpiTupleTable;
 use pgrx::{AnyNumeric, Uuid};
 use rust_decimal::Decimal;
-use std::cell::Cell;
 use std::collections::BTreeMap;
 
 /// One delta per (user, level, bucket, generator) from the rows of a transition table.
@@ -84,7 +83,7 @@ const CLAIM_OWN: &str = claim!("WHERE p.ctid = ANY ($1)");
 /// Take every staged row no other flush holds right now: this transaction's own and those
 /// that earlier transactions committed without applying (see [`apply_staged_and_alert`]).
 /// A scan of the whole staging table, so it runs now and then, not at every commit
-/// ([`sweep_due`]).
+/// (`staged_rows::sweep_due`).
 const CLAIM_ALL: &str = claim!("");
 
 const STAGE_INSERTED_ROWS: &str = stage!("aurora_new_rows", "true");
@@ -238,35 +237,14 @@ fn summarize_claimed(claimed: SpiTupleTable<'_>) -> errors::Result<(Vec<pg_sys::
     Ok((ctids, calls, spend))
 }
 
-/// Whether this flush claims every staged row instead of only its own: after this backend
-/// left rows staged itself, and every `staged_sweep_seconds` (counted from the backend's
-/// first flush). Rows left staged are counted by every statistic meanwhile; only their
-/// alerts wait for the sweep.
-fn sweep_due() -> errors::Result<bool> {
-    let interval = crate::catalog_cache::get()?.settings.staged_sweep_interval_usecs();
-    // SAFETY: reads the clock.
-    let now = unsafe { pg_sys::GetCurrentTimestamp() };
-    let last = LAST_SWEEP.with(|last| {
-        let first = last.get().unwrap_or(now);
-        last.set(Some(first));
-        first
-    });
-    Ok(LEFT_STAGED.with(Cell::get) || now.saturating_sub(last) >= interval)
-}
-
-fn swept() {
-    // SAFETY: reads the clock.
-    LAST_SWEEP.with(|last| last.set(Some(unsafe { pg_sys::GetCurrentTimestamp() })));
-    LEFT_STAGED.with(|left| left.set(false));
-}
-
 /// Apply everything this transaction staged; `None` when nothing was staged.
 pub fn flush() -> errors::Result<Option<Flushed>> {
     let own = staged_rows::take_unapplied();
     Spi::connect_mut(|client| {
-        let claimed = if sweep_due()? {
+        let interval = crate::catalog_cache::get()?.settings.staged_sweep_interval_usecs();
+        let claimed = if staged_rows::sweep_due(interval) {
             let claimed = plans::update(client, CLAIM_ALL, &[])?;
-            swept();
+            staged_rows::swept();
             claimed
         } else if own.is_empty() {
             return Ok(None);
@@ -375,10 +353,8 @@ fn apply_staged_and_alert() {
             Ok(())
         }));
         if attempt.is_err() {
-            // This transaction commits its deltas staged: this backend's next flush sweeps,
-            // and the other firings of this commit need not try again.
+            // This transaction commits its deltas staged.
             staged_rows::leave_unapplied();
-            LEFT_STAGED.with(|left| left.set(true));
         }
         attempt.ok().and(applied)
     } else {
@@ -387,13 +363,6 @@ fn apply_staged_and_alert() {
     if let Some(flushed) = flushed {
         alerts::evaluate(&flushed);
     }
-}
-
-thread_local! {
-    /// When this backend last claimed every staged row (see [`sweep_due`]).
-    static LAST_SWEEP: Cell<Option<i64>> = const { Cell::new(None) };
-    /// Set when a transaction of this backend committed deltas it could not apply.
-    static LEFT_STAGED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Deferred (INITIALLY DEFERRED) row trigger on `pending_usage_deltas`, one firing per

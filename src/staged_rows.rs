@@ -8,25 +8,39 @@
 //! subtransaction that rolls back may have undone a flush, which brings its rows back under
 //! the same ctids: every row of the transaction then counts as unapplied again, and claiming
 //! a row that is in fact gone finds nothing.
+//!
+//! Rows a REPEATABLE READ or SERIALIZABLE transaction could not apply stay staged when it
+//! commits. A flush then claims every staged row instead of only its own (a sweep): the next
+//! one of the backend that left them, and one every `staged_sweep_seconds` in every backend.
 
 use pgrx::pg_sys::{self, ItemPointerData};
 use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
 
+/// A ctid as (block high, block low, offset): hashable, and turned back by [`ctid`].
+type Key = (u16, u16, u16);
+
 #[derive(Default)]
 struct Staged {
-    all: Vec<ItemPointerData>,
-    seen: HashSet<(u16, u16, u16)>,
+    all: HashSet<Key>,
     unapplied: Vec<ItemPointerData>,
 }
 
 thread_local! {
     static STAGED: RefCell<Staged> = RefCell::new(Staged::default());
     static WATCHING: Cell<bool> = const { Cell::new(false) };
+    /// When this backend last swept (see [`sweep_due`]).
+    static LAST_SWEEP: Cell<Option<i64>> = const { Cell::new(None) };
+    /// Set when a transaction of this backend left rows staged.
+    static LEFT_STAGED: Cell<bool> = const { Cell::new(false) };
 }
 
-fn key(ctid: &ItemPointerData) -> (u16, u16, u16) {
+fn key(ctid: &ItemPointerData) -> Key {
     (ctid.ip_blkid.bi_hi, ctid.ip_blkid.bi_lo, ctid.ip_posid)
+}
+
+fn ctid((bi_hi, bi_lo, ip_posid): Key) -> ItemPointerData {
+    ItemPointerData { ip_blkid: pg_sys::BlockIdData { bi_hi, bi_lo }, ip_posid }
 }
 
 /// Note a row this transaction staged.
@@ -34,8 +48,7 @@ pub fn note(ctid: ItemPointerData) {
     watch_transaction_ends();
     STAGED.with(|staged| {
         let mut staged = staged.borrow_mut();
-        if staged.seen.insert(key(&ctid)) {
-            staged.all.push(ctid);
+        if staged.all.insert(key(&ctid)) {
             staged.unapplied.push(ctid);
         }
     });
@@ -51,9 +64,31 @@ pub fn take_unapplied() -> Vec<ItemPointerData> {
     STAGED.with(|staged| std::mem::take(&mut staged.borrow_mut().unapplied))
 }
 
-/// Forget the unapplied rows: they stay staged and a later sweep applies them.
+/// Leave the unapplied rows staged: the other firings of this commit need not try again,
+/// and this backend's next flush sweeps.
 pub fn leave_unapplied() {
     STAGED.with(|staged| staged.borrow_mut().unapplied.clear());
+    LEFT_STAGED.with(|left| left.set(true));
+}
+
+/// Whether this flush sweeps: after this backend left rows staged, and once `interval_usecs`
+/// has passed since its last sweep (counted from its first flush).
+pub fn sweep_due(interval_usecs: i64) -> bool {
+    // SAFETY: reads the clock.
+    let now = unsafe { pg_sys::GetCurrentTimestamp() };
+    let last = LAST_SWEEP.with(|last| {
+        let first = last.get().unwrap_or(now);
+        last.set(Some(first));
+        first
+    });
+    LEFT_STAGED.with(Cell::get) || now.saturating_sub(last) >= interval_usecs
+}
+
+/// A sweep claimed every staged row.
+pub fn swept() {
+    // SAFETY: reads the clock.
+    LAST_SWEEP.with(|last| last.set(Some(unsafe { pg_sys::GetCurrentTimestamp() })));
+    LEFT_STAGED.with(|left| left.set(false));
 }
 
 fn watch_transaction_ends() {
@@ -96,7 +131,7 @@ unsafe extern "C-unwind" fn on_subtransaction_event(
     if event == pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB {
         STAGED.with(|staged| {
             if let Ok(mut staged) = staged.try_borrow_mut() {
-                staged.unapplied = staged.all.clone();
+                staged.unapplied = staged.all.iter().copied().map(ctid).collect();
             }
         });
     }
